@@ -1,0 +1,62 @@
+"""``pyro-vae``: train and sample from the command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from pyro_vae.errors import PyroVAEError
+
+from .sample import sample_command
+from .train import train_command
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli():
+    """A variational autoencoder and a conditional VAE on MNIST, in Pyro."""
+
+
+cli.add_command(train_command)
+cli.add_command(sample_command)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors become ``pyro-vae: error: ...`` and exit 2, never a traceback
+    (set ``PYRO_VAE_DEBUG=1`` to see one for an unexpected error)."""
+    try:
+        code = cli.main(args=argv, prog_name="pyro-vae", standalone_mode=False)
+    except KeyboardInterrupt:
+        click.echo("pyro-vae: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Abort:
+        click.echo("pyro-vae: aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as error:
+        click.echo(f"pyro-vae: error: {_one_line(error.format_message())}", err=True)
+        sys.exit(EXIT_USER_ERROR if error.exit_code == 2 else error.exit_code or 1)
+    except PyroVAEError as error:
+        click.echo(f"pyro-vae: error: {_one_line(error)}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as error:  # a bug, not the user's fault: still one line unless asked
+        if os.environ.get("PYRO_VAE_DEBUG"):
+            raise
+        click.echo(
+            f"pyro-vae: unexpected error: {type(error).__name__}: {_one_line(error)} "
+            "(set PYRO_VAE_DEBUG=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""``pyro-vae sample``: draw images from a trained run's prior."""
+
+from __future__ import annotations
+
+import click
+
+from pyro_vae.runs import latest_run, load_run
+from pyro_vae.sampling import check_output_path, grid_columns, sample_images, save_images
+
+
+@click.command("sample")
+@click.option("--run", "run_dir", type=click.Path(), help="Run directory [default: the latest run; with --digit, the latest conditional run].")
+@click.option("--digit", type=int, help="Digit 0-9 to draw (conditional runs only).")
+@click.option("--n", type=int, default=64, show_default=True, help="Images to draw (a conditional run without --digit draws ceil(N/10) of each digit, one row per digit).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of z ~ N(0, I); the same seed gives the same images.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", required=True, help="Output file: .png writes a grid of decoder means E[x|z], .npy the array (n, 28, 28) float32 in [0, 1].")
+def sample_command(run_dir, digit, n, seed, device, out):
+    """Sample digits: z ~ N(0, I), decoded to the mean image."""
+    check_output_path(out)
+    if run_dir is None:
+        run_dir = latest_run(conditional=True if digit is not None else None)
+    run = load_run(run_dir, device=device)
+    images, labels = sample_images(run.vae, n=n, digit=digit, seed=seed)
+    path = save_images(images, out, nrow=grid_columns(n, labels, digit))
+    click.echo(f"wrote {images.shape[0]} samples from {run.path} to {path}")

@@ -1,0 +1,40 @@
+"""``pyro-vae train``: fill a Config from the options and call pyro_vae.train."""
+
+from __future__ import annotations
+
+import click
+
+from pyro_vae.config import Config, parse_hidden_dims
+from pyro_vae.training import train
+
+DEFAULTS = Config()
+
+
+def _default(name: str) -> str:
+    value = getattr(DEFAULTS, name)
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+@click.command("train")
+@click.option("--epochs", type=int, help=f"Epochs to train [default: {_default('epochs')}].")
+@click.option("--batch-size", type=int, help=f"Images per SVI step [default: {_default('batch_size')}].")
+@click.option("--lr", "learning_rate", type=float, help=f"Adam learning rate [default: {_default('learning_rate')}].")
+@click.option("--seed", type=int, help=f"Seeds torch, NumPy, Python and Pyro [default: {_default('seed')}].")
+@click.option("--z-dim", type=int, help=f"Latent dimensions [default: {_default('z_dim')}].")
+@click.option("--hidden-dims", help=f"MLP widths, comma-separated, e.g. 400 or 512,512 [default: {_default('hidden_dims')}].")
+@click.option("--likelihood", help="bernoulli (dynamically binarized pixels) or normal (grey pixels, fixed scale) [default: bernoulli].")
+@click.option("--normal-scale", type=float, help=f"Standard deviation of the normal likelihood [default: {_default('normal_scale')}].")
+@click.option("--elbo", help="analytic (TraceMeanField_ELBO, closed-form KL) or trace (Trace_ELBO, Monte-Carlo KL) [default: analytic].")
+@click.option("--conditional", is_flag=True, default=None, help="Train a conditional VAE on the digit labels.")
+@click.option("--device", help="auto, cpu, cuda or cuda:N [default: auto].")
+@click.option("--data-dir", help="Folder holding MNIST/raw/ [default: $PYRO_VAE_DATA, else ~/.cache/pyro-vae/data].")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: a new one under $PYRO_VAE_RUNS or ./runs].")
+@click.option("--quiet", is_flag=True, help="No progress bar; the per-epoch lines stay.")
+def train_command(out, quiet, hidden_dims, **options):
+    """Train a VAE (or, with --conditional, a conditional VAE) on MNIST with Pyro's SVI."""
+    values = {name: value for name, value in options.items() if value is not None}
+    if hidden_dims is not None:
+        values["hidden_dims"] = parse_hidden_dims(hidden_dims)
+    config = Config(**values)
+    run = train(config, out=out, quiet=quiet, echo=click.echo)
+    click.echo(f"run saved in {run.path}")

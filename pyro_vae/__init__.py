@@ -1,0 +1,32 @@
+"""pyro-vae: a variational autoencoder and a conditional VAE on MNIST, in Pyro.
+
+    from pyro_vae import Config, train, load_run
+    run = train(Config(epochs=5, conditional=True))
+    fives = run.sample(n=16, digit=5)            # (16, 28, 28) in [0, 1]
+    run = load_run(run.path)                      # later, from its directory
+
+Modules: ``config`` (the one dataclass of hyper-parameters), ``data`` (MNIST as device tensors),
+``networks`` (encoder, decoder), ``model`` (Pyro model and guide, closed-form KL), ``inference``
+(SVI and the ELBO), ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
+``sampling``.
+"""
+
+from .config import Config
+from .errors import PyroVAEError
+from .model import VAE, gaussian_kl
+from .runs import Run, latest_run, load_run
+from .sampling import sample_images, save_images
+from .training import train
+
+__all__ = [
+    "Config",
+    "PyroVAEError",
+    "VAE",
+    "Run",
+    "gaussian_kl",
+    "latest_run",
+    "load_run",
+    "sample_images",
+    "save_images",
+    "train",
+]

@@ -1,0 +1,95 @@
+"""One checkpoint dict per run, written atomically and loaded without executing code.
+
+``checkpoint.pt`` holds ``{"format_version", "config", "epoch", "model", "optimizer"}``; the same
+configuration also sits beside it as ``config.json`` for people and scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from .config import Config
+from .errors import PyroVAEError
+
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary file, flush and fsync it, then rename it over the old checkpoint, so a
+    crash or a full disk mid-write leaves the previous checkpoint whole."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save({"format_version": FORMAT_VERSION, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: Path, map_location=None) -> dict:
+    """Load with ``weights_only=True``: tensors and plain containers only, never arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise PyroVAEError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise PyroVAEError(
+            f"refusing to load {path}: it is not a plain pyro-vae checkpoint ({first_line})"
+        ) from None
+    except Exception as error:
+        raise PyroVAEError(
+            f"{path} is not a readable checkpoint (empty, truncated or corrupt): {type(error).__name__}"
+        ) from None
+    if not isinstance(state, dict) or "format_version" not in state:
+        raise PyroVAEError(f"{path} is not a pyro-vae checkpoint (no format_version)")
+    if state["format_version"] != FORMAT_VERSION:
+        raise PyroVAEError(
+            f"{path} has checkpoint format {state['format_version']}, this pyro-vae reads {FORMAT_VERSION}"
+        )
+    return state
+
+
+def config_from_checkpoint(state: dict, path: Path) -> Config:
+    try:
+        return Config.from_dict(dict(state["config"]))
+    except (KeyError, TypeError, PyroVAEError) as error:
+        raise PyroVAEError(f"{path} holds no usable configuration: {error}") from None
+
+
+def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
+    """Load a state dict, naming the mismatch instead of a shape traceback."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    wrong_shape = [
+        f"{name} {tuple(weights[name].shape)} vs {tuple(own[name].shape)}"
+        for name in own
+        if name in weights and weights[name].shape != own[name].shape
+    ]
+    if missing or unexpected or wrong_shape:
+        details = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:3]}" if missing else "",
+                f"unexpected {unexpected[:3]}" if unexpected else "",
+                f"shape (checkpoint vs config) {wrong_shape[:3]}" if wrong_shape else "",
+            )
+            if part
+        )
+        raise PyroVAEError(f"{path} does not match its configuration's networks: {details}")
+    module.load_state_dict(weights)

@@ -1,0 +1,93 @@
+"""One dataclass holds every hyper-parameter: the CLI fills it, the checkpoint stores it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PyroVAEError
+
+LIKELIHOODS = ("bernoulli", "normal")
+ELBOS = ("analytic", "trace")
+
+
+@dataclass
+class Config:
+    # training schedule
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    seed: int = 0
+    # networks: encoder 784 -> hidden_dims -> z_dim, decoder z_dim -> reversed(hidden_dims) -> 784
+    z_dim: int = 32
+    hidden_dims: tuple[int, ...] = (512, 512)
+    # the probabilistic model
+    likelihood: str = "bernoulli"  # "bernoulli" (binarized pixels) or "normal" (pixels in [0, 1])
+    normal_scale: float = 0.1  # fixed std of the Normal likelihood, in pixel units
+    elbo: str = "analytic"  # "analytic": TraceMeanField_ELBO; "trace": Trace_ELBO (Monte-Carlo KL)
+    conditional: bool = False  # one-hot digit label fed to encoder and decoder
+    label_every_layer: bool = True  # conditional only: the label enters every layer, not just the input
+    # where things run and live
+    device: str = "auto"
+    data_dir: str | None = None
+
+    def __post_init__(self):
+        self.hidden_dims = tuple(self.hidden_dims)
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject nonsense before any work is done, with a message naming the field."""
+        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "z_dim": self.z_dim}
+        for name, value in positive_ints.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise PyroVAEError(f"{name} must be a positive integer, got {value!r}")
+        if not self.hidden_dims or any(
+            isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in self.hidden_dims
+        ):
+            raise PyroVAEError(
+                f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}"
+            )
+        for name in ("learning_rate", "normal_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not (0 < value < float("inf")):
+                raise PyroVAEError(f"{name} must be a positive number, got {value!r}")
+        if self.likelihood not in LIKELIHOODS:
+            raise PyroVAEError(
+                f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
+            )
+        if self.elbo not in ELBOS:
+            raise PyroVAEError(f"unknown ELBO {self.elbo!r}; choose one of {', '.join(ELBOS)}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PyroVAEError(f"unknown configuration keys {unknown}")
+        return cls(**values)
+
+    def save_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load_json(cls, path: Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def parse_hidden_dims(text: str) -> tuple[int, ...]:
+    """'512,512' -> (512, 512); the CLI's spelling of the hidden widths."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise PyroVAEError(
+            f"--hidden-dims takes comma-separated integers such as 400 or 512,512, got {text!r}"
+        ) from None
+
+
+def replace(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, **changes)

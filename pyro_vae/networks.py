@@ -1,0 +1,70 @@
+"""The encoder and decoder MLPs.
+
+Both take an optional condition (the one-hot digit label of the conditional VAE). The condition is
+concatenated to the input *and* to every hidden layer's input: a decoder that sees the label only once,
+at its input, learns early in training to read the class from z instead, and z ~ N(0, I) then draws
+whatever digit that region of latent space holds. Giving every layer the label directly makes y the
+cheapest route to the class (see README, "Why the conditional VAE draws the digit you ask for").
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConditionedMLP(nn.Module):
+    """x -> Linear -> ELU -> ... -> Linear, with ``condition`` concatenated to every layer's input."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dims: tuple[int, ...],
+        out_dim: int,
+        condition_dim: int = 0,
+        condition_every_layer: bool = True,
+    ):
+        super().__init__()
+        widths = [in_dim, *hidden_dims, out_dim]
+        self.conditioned = [
+            condition_dim > 0 and (condition_every_layer or index == 0) for index in range(len(widths) - 1)
+        ]
+        self.layers = nn.ModuleList(
+            nn.Linear(width_in + condition_dim * conditioned, width_out)
+            for width_in, width_out, conditioned in zip(widths[:-1], widths[1:], self.conditioned)
+        )
+
+    def forward(self, inputs: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = inputs
+        for index, (layer, conditioned) in enumerate(zip(self.layers, self.conditioned)):
+            if conditioned:
+                hidden = torch.cat([hidden, condition], dim=-1)
+            hidden = layer(hidden)
+            if index < len(self.layers) - 1:
+                hidden = nn.functional.elu(hidden)
+        return hidden
+
+
+class Encoder(nn.Module):
+    """q(z | x[, y]) = N(z_loc, diag z_scale^2), the network predicting log z_scale."""
+
+    def __init__(self, x_dim, hidden_dims, z_dim, condition_dim=0, condition_every_layer=True):
+        super().__init__()
+        self.net = ConditionedMLP(x_dim, hidden_dims, 2 * z_dim, condition_dim, condition_every_layer)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None):
+        z_loc, z_log_scale = self.net(x, condition).chunk(2, dim=-1)
+        return z_loc, z_log_scale.exp()
+
+
+class Decoder(nn.Module):
+    """z[, y] -> one logit per pixel; the likelihood turns it into its parameters."""
+
+    def __init__(self, z_dim, hidden_dims, x_dim, condition_dim=0, condition_every_layer=True):
+        super().__init__()
+        self.net = ConditionedMLP(
+            z_dim, tuple(reversed(hidden_dims)), x_dim, condition_dim, condition_every_layer
+        )
+
+    def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z, condition)

@@ -1,0 +1,117 @@
+"""Run directories: ``config.json``, ``checkpoint.pt`` and ``metrics.jsonl`` side by side.
+
+A new run goes under the runs root, ``$PYRO_VAE_RUNS`` or ``./runs``, unless ``--out`` names it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights
+from .config import Config
+from .device import resolve_device
+from .errors import PyroVAEError
+from .model import VAE
+
+METRICS_NAME = "metrics.jsonl"
+CONFIG_NAME = "config.json"
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("PYRO_VAE_RUNS") or "runs")
+
+
+def new_run_dir(config: Config, out: str | Path | None = None) -> Path:
+    if out is not None:
+        run_dir = Path(out)
+        if (run_dir / CHECKPOINT_NAME).exists():
+            raise PyroVAEError(
+                f"{run_dir} already holds a finished run's checkpoint; choose another --out"
+            )
+    else:
+        kind = "cvae" if config.conditional else "vae"
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{config.likelihood}"
+        run_dir = runs_root() / stem
+        suffix = 1
+        while run_dir.exists():
+            suffix += 1
+            run_dir = runs_root() / f"{stem}-{suffix}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PyroVAEError(f"cannot create run directory {run_dir}: {error.strerror}") from None
+    return run_dir
+
+
+def append_metrics(run_dir: Path, record: dict) -> None:
+    with open(run_dir / METRICS_NAME, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS_NAME
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Run:
+    """A trained run: its directory, configuration, networks (eval mode) and per-epoch metrics."""
+
+    path: Path
+    config: Config
+    vae: VAE
+    metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    def sample(self, n: int = 64, digit: int | None = None, seed: int = 0) -> torch.Tensor:
+        """n images (n, 28, 28), decoder means in [0, 1]; see ``pyro_vae.sampling.sample_images``."""
+        from .sampling import sample_images
+
+        return sample_images(self.vae, n=n, digit=digit, seed=seed)[0]
+
+
+def load_run(path: str | Path, device: str = "auto") -> Run:
+    """Rebuild a run's VAE from its checkpoint, on ``device`` (``auto``: CUDA when present)."""
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise PyroVAEError(f"run directory {run_dir} does not exist")
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    state = load_checkpoint(checkpoint_path, map_location="cpu")
+    config = config_from_checkpoint(state, checkpoint_path)
+    target = resolve_device(device)
+    vae = VAE(config)
+    load_weights(vae, state.get("model", {}), checkpoint_path)
+    vae.to(target).eval()
+    return Run(run_dir, config, vae, read_metrics(run_dir))
+
+
+def latest_run(conditional: bool | None = None) -> Path:
+    """The run under the runs root whose checkpoint was written last (only conditional ones if asked)."""
+    root = runs_root()
+    candidates = sorted(
+        root.glob(f"*/{CHECKPOINT_NAME}"), key=lambda p: p.stat().st_mtime, reverse=True
+    ) if root.is_dir() else []
+    for checkpoint_path in candidates:
+        if conditional is None or _is_conditional(checkpoint_path.parent) == conditional:
+            return checkpoint_path.parent
+    kind = "conditional run" if conditional else "run"
+    hint = "pyro-vae train --conditional" if conditional else "pyro-vae train"
+    raise PyroVAEError(f"no {kind} under {root}/; train one with `{hint}` or pass --run DIR")
+
+
+def _is_conditional(run_dir: Path) -> bool:
+    try:
+        return bool(json.loads((run_dir / CONFIG_NAME).read_text()).get("conditional"))
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -1,0 +1,77 @@
+"""Draw images from the prior: z ~ N(0, I), then the decoder's mean E[x | z, y]."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import IMAGE_SHAPE, NUM_CLASSES, one_hot
+from .errors import PyroVAEError
+from .model import VAE
+
+OUTPUT_SUFFIXES = (".png", ".npy")
+
+
+def sample_labels(vae: VAE, n: int, digit: int | None) -> torch.Tensor | None:
+    """The labels to condition on: ``digit`` n times, or ceil(n/10) of each digit for a
+    conditional run with no digit (one grid row per digit), or None for a plain VAE."""
+    if digit is not None:
+        if not vae.config.conditional:
+            raise PyroVAEError("--digit needs a conditional run (train one with --conditional)")
+        if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < NUM_CLASSES:
+            raise PyroVAEError(f"--digit must be an integer from 0 to 9, got {digit!r}")
+        return torch.full((n,), digit, dtype=torch.int64)
+    if vae.config.conditional:
+        return torch.arange(NUM_CLASSES).repeat_interleave(math.ceil(n / NUM_CLASSES))
+    return None
+
+
+@torch.no_grad()
+def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0):
+    """Returns ``(images, labels)``: images (m, 28, 28) float32 in [0, 1] on the CPU, where m = n,
+    or 10 * ceil(n / 10) for a conditional run without ``digit``; labels (m,) or None."""
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise PyroVAEError(f"--n must be a positive integer, got {n!r}")
+    labels = sample_labels(vae, n, digit)
+    count = n if labels is None else labels.shape[0]
+    device = next(vae.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    z = torch.randn(count, vae.config.z_dim, generator=generator, device=device)
+    condition = None if labels is None else one_hot(labels.to(device))
+    images = vae.decode_mean(z, condition).reshape(count, *IMAGE_SHAPE)
+    return images.float().cpu(), labels
+
+
+def check_output_path(path: str | Path) -> Path:
+    """Fail before any sampling if the output cannot be written."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PyroVAEError(f"--out must end in .png (image grid) or .npy (array), got {str(path)!r}")
+    if not path.parent.is_dir():
+        raise PyroVAEError(f"cannot write {path}: folder {path.parent} does not exist")
+    return path
+
+
+def save_images(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
+    """``.png``: a grid of decoder means, ``nrow`` images per row; ``.npy``: the (m, 28, 28) array."""
+    path = check_output_path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            np.save(path, images.numpy().astype(np.float32))
+        else:
+            from torchvision.utils import save_image
+
+            save_image(images.unsqueeze(1), path, nrow=nrow, padding=2, pad_value=0.5)
+    except OSError as error:
+        raise PyroVAEError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
+
+
+def grid_columns(n: int, labels: torch.Tensor | None, digit: int | None) -> int:
+    """Images per grid row: one row per digit for a conditional run without --digit, else square."""
+    if labels is not None and digit is None:
+        return labels.shape[0] // NUM_CLASSES
+    return max(1, math.ceil(math.sqrt(n)))

@@ -1,0 +1,89 @@
+"""End-to-end on real MNIST: training quality, the installed CLI, and real conditioning.
+
+These are the slow checks (marked ``slow``); CI runs them all.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+from pyro_vae import Config, load_run, train
+from pyro_vae.classifier import accuracy
+
+pytestmark = pytest.mark.slow
+
+# A short conditional run with the default design: the accuracy test and the CLI tests share it.
+SHORT_CVAE_EPOCHS = 3
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def cvae_run(runs_root, data_root):
+    """A conditional run trained through the installed `pyro-vae` entry point."""
+    out = runs_root / "cvae"
+    result = run_cli(
+        "train", "--conditional", "--epochs", SHORT_CVAE_EPOCHS, "--device", "cpu", "--quiet",
+        "--out", out, env_extra={"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(runs_root)},
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_one_epoch_of_the_default_vae_passes_minus_140_nats(data_root, tmp_path):
+    run = train(Config(epochs=1, device="cpu", data_dir=str(data_root)), out=tmp_path / "vae", quiet=True)
+    assert run.metrics[0]["test_elbo"] > -140
+    assert run.metrics[0]["train_elbo"] < 0
+
+
+def test_train_writes_config_checkpoint_and_metrics(cvae_run):
+    config = json.loads((cvae_run / "config.json").read_text())
+    assert config["conditional"] is True and config["epochs"] == SHORT_CVAE_EPOCHS
+    records = [json.loads(line) for line in (cvae_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == list(range(1, SHORT_CVAE_EPOCHS + 1))
+    for record in records:
+        assert {"epoch", "train_elbo", "test_elbo", "seconds"} <= set(record)
+        assert record["test_elbo"] < 0 and record["seconds"] > 0
+    assert records[-1]["test_elbo"] > records[0]["test_elbo"]
+    run = load_run(cvae_run, device="cpu")
+    assert run.config.conditional and len(run.metrics) == SHORT_CVAE_EPOCHS
+
+
+def test_cli_sample_digit_writes_png_and_npy(cvae_run, tmp_path, runs_root):
+    env = {"PYRO_VAE_RUNS": str(runs_root)}
+    png = tmp_path / "five.png"
+    result = run_cli("sample", "--digit", "5", "--n", "64", "--out", png, env_extra=env)
+    assert result.returncode == 0, result.stderr
+    with Image.open(png) as image:
+        assert image.size == (8 * 28 + 9 * 2, 8 * 28 + 9 * 2)  # 8x8 grid, 2-pixel padding
+        assert np.asarray(image).std() > 10  # not blank
+    npy = tmp_path / "x.npy"
+    result = run_cli("sample", "--run", cvae_run, "--n", "100", "--out", npy, "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    array = np.load(npy)
+    assert array.shape == (100, 28, 28) and array.dtype == np.float32
+    assert 0.0 <= array.min() and array.max() <= 1.0
+    again = tmp_path / "again.npy"
+    run_cli("sample", "--run", cvae_run, "--n", "100", "--out", again, "--seed", "3")
+    np.testing.assert_array_equal(array, np.load(again))
+
+
+def test_conditional_samples_are_the_asked_digit(cvae_run, digit_classifier):
+    """>= 80% of `--digit d` samples are classified as d, averaged over the ten digits."""
+    run = load_run(cvae_run, device="cpu")
+    per_digit = []
+    for digit in range(10):
+        images = run.sample(n=200, digit=digit, seed=100 + digit)
+        per_digit.append(accuracy(digit_classifier, images, torch.full((200,), digit)))
+    mean_accuracy = sum(per_digit) / 10
+    print(f"digit accuracy after {SHORT_CVAE_EPOCHS} epochs: {mean_accuracy:.3f}", per_digit)
+    assert mean_accuracy >= 0.80, per_digit
