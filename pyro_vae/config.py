@@ -11,6 +11,7 @@ from .errors import PyroVAEError
 
 LIKELIHOODS = ("bernoulli", "normal")
 ELBOS = ("analytic", "trace")
+ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
 
 
 @dataclass
@@ -23,12 +24,14 @@ class Config:
     # networks: encoder 784 -> hidden_dims -> z_dim, decoder z_dim -> reversed(hidden_dims) -> 784
     z_dim: int = 32
     hidden_dims: tuple[int, ...] = (512, 512)
+    activation: str = "elu"  # of the hidden layers; ELU learned fastest (bench/activations.py)
     # the probabilistic model
     likelihood: str = "bernoulli"  # "bernoulli" (binarized pixels) or "normal" (pixels in [0, 1])
     normal_scale: float = 0.1  # fixed std of the Normal likelihood, in pixel units
     elbo: str = "analytic"  # "analytic": TraceMeanField_ELBO; "trace": Trace_ELBO (Monte-Carlo KL)
     conditional: bool = False  # one-hot digit label fed to encoder and decoder
     label_every_layer: bool = True  # conditional only: the label enters every layer, not just the input
+    label_scale: float = 30.0  # conditional only: the networks see label_scale * one_hot(y)
     # where things run and live
     device: str = "auto"
     data_dir: str | None = None
@@ -49,13 +52,17 @@ class Config:
             raise PyroVAEError(
                 f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}"
             )
-        for name in ("learning_rate", "normal_scale"):
+        for name in ("learning_rate", "normal_scale", "label_scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not (0 < value < float("inf")):
                 raise PyroVAEError(f"{name} must be a positive number, got {value!r}")
         if self.likelihood not in LIKELIHOODS:
             raise PyroVAEError(
                 f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise PyroVAEError(
+                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
             )
         if self.elbo not in ELBOS:
             raise PyroVAEError(f"unknown ELBO {self.elbo!r}; choose one of {', '.join(ELBOS)}")

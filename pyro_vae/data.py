@@ -69,9 +69,9 @@ def _read_split(root: Path, train: bool):
     try:
         return torchvision.datasets.MNIST(str(root), train=train, download=True)
     except Exception as error:  # offline, or the mirror is gone: say where we looked
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(":")
         raise PyroVAEError(
-            f"MNIST not found in {root / 'MNIST' / 'raw'} and the download failed ({reason}); "
+            f"MNIST not found in {root / 'MNIST' / 'raw'} and the download failed ({reason}; offline?); "
             "point the tool at a copy with --data-dir DIR or PYRO_VAE_DATA=DIR, where DIR holds MNIST/raw/"
         ) from None
 

@@ -71,21 +71,29 @@ class VAE(nn.Module):
         super().__init__()
         self.config = config
         condition_dim = NUM_CLASSES if config.conditional else 0
-        every_layer = config.label_every_layer
-        self.encoder = Encoder(IMAGE_PIXELS, config.hidden_dims, config.z_dim, condition_dim, every_layer)
-        self.decoder = Decoder(config.z_dim, config.hidden_dims, IMAGE_PIXELS, condition_dim, every_layer)
+        shared = dict(
+            condition_dim=condition_dim,
+            condition_every_layer=config.label_every_layer,
+            activation=config.activation,
+        )
+        self.encoder = Encoder(IMAGE_PIXELS, config.hidden_dims, config.z_dim, **shared)
+        self.decoder = Decoder(config.z_dim, config.hidden_dims, IMAGE_PIXELS, **shared)
 
-    def _condition(self, y):
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """What the networks see of the label: ``label_scale * y``, or None for the plain VAE.
+
+        The scale is a design choice, not a constant of the model: a larger input makes the label's
+        weights learn faster than the encoder can hide the class in z (see README)."""
         if not self.config.conditional:
             return None
         if y is None:
             raise PyroVAEError("the conditional VAE needs the one-hot labels y")
-        return y
+        return self.config.label_scale * y
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """p(x, z | y) = N(z; 0, I) * p(x | decoder(z, y))."""
         pyro.module("decoder", self.decoder)
-        condition = self._condition(y)
+        condition = self.condition(y)
         batch_size = x.shape[0]
         with pyro.plate("data", batch_size):
             z_loc = x.new_zeros(batch_size, self.config.z_dim)
@@ -96,7 +104,7 @@ class VAE(nn.Module):
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """q(z | x, y) = N(z_loc, diag z_scale^2), (z_loc, z_scale) = encoder(x, y); z reparametrized."""
         pyro.module("encoder", self.encoder)
-        condition = self._condition(y)
+        condition = self.condition(y)
         with pyro.plate("data", x.shape[0]):
             z_loc, z_scale = self.encoder(x, condition)
             pyro.sample("z", dist.Normal(z_loc, z_scale).to_event(1))
@@ -104,4 +112,4 @@ class VAE(nn.Module):
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y] in [0, 1]: sigmoid of the decoder output for both likelihoods."""
-        return torch.sigmoid(self.decoder(z, self._condition(y)))
+        return torch.sigmoid(self.decoder(z, self.condition(y)))

@@ -12,9 +12,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+ACTIVATIONS = {
+    "elu": nn.functional.elu,
+    "relu": nn.functional.relu,
+    "gelu": nn.functional.gelu,
+    "tanh": torch.tanh,
+    "softplus": nn.functional.softplus,
+}
+
 
 class ConditionedMLP(nn.Module):
-    """x -> Linear -> ELU -> ... -> Linear, with ``condition`` concatenated to every layer's input."""
+    """x -> Linear -> activation -> ... -> Linear, with ``condition`` concatenated to the input of
+    every layer (or only the first, when ``condition_every_layer`` is False)."""
 
     def __init__(
         self,
@@ -23,8 +32,10 @@ class ConditionedMLP(nn.Module):
         out_dim: int,
         condition_dim: int = 0,
         condition_every_layer: bool = True,
+        activation: str = "elu",
     ):
         super().__init__()
+        self.activation = ACTIVATIONS[activation]
         widths = [in_dim, *hidden_dims, out_dim]
         self.conditioned = [
             condition_dim > 0 and (condition_every_layer or index == 0) for index in range(len(widths) - 1)
@@ -41,16 +52,18 @@ class ConditionedMLP(nn.Module):
                 hidden = torch.cat([hidden, condition], dim=-1)
             hidden = layer(hidden)
             if index < len(self.layers) - 1:
-                hidden = nn.functional.elu(hidden)
+                hidden = self.activation(hidden)
         return hidden
 
 
 class Encoder(nn.Module):
     """q(z | x[, y]) = N(z_loc, diag z_scale^2), the network predicting log z_scale."""
 
-    def __init__(self, x_dim, hidden_dims, z_dim, condition_dim=0, condition_every_layer=True):
+    def __init__(self, x_dim, hidden_dims, z_dim, condition_dim=0, condition_every_layer=True, activation="elu"):
         super().__init__()
-        self.net = ConditionedMLP(x_dim, hidden_dims, 2 * z_dim, condition_dim, condition_every_layer)
+        self.net = ConditionedMLP(
+            x_dim, hidden_dims, 2 * z_dim, condition_dim, condition_every_layer, activation
+        )
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None):
         z_loc, z_log_scale = self.net(x, condition).chunk(2, dim=-1)
@@ -60,10 +73,10 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """z[, y] -> one logit per pixel; the likelihood turns it into its parameters."""
 
-    def __init__(self, z_dim, hidden_dims, x_dim, condition_dim=0, condition_every_layer=True):
+    def __init__(self, z_dim, hidden_dims, x_dim, condition_dim=0, condition_every_layer=True, activation="elu"):
         super().__init__()
         self.net = ConditionedMLP(
-            z_dim, tuple(reversed(hidden_dims)), x_dim, condition_dim, condition_every_layer
+            z_dim, tuple(reversed(hidden_dims)), x_dim, condition_dim, condition_every_layer, activation
         )
 
     def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def mnist_root() -> Path:
-    root = Path(os.environ.get("PYRO_VAE_DATA") or REPO.parent / "shared" / "data")
+    root = Path(os.environ.get("PYRO_VAE_DATA") or REPO.parent / "shared" / "data").resolve()
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         pytest.fail(f"MNIST not found under {root}/MNIST/raw: set PYRO_VAE_DATA to a folder holding it")
     return root

@@ -19,7 +19,7 @@ from pyro_vae.classifier import accuracy
 pytestmark = pytest.mark.slow
 
 # A short conditional run with the default design: the accuracy test and the CLI tests share it.
-SHORT_CVAE_EPOCHS = 3
+SHORT_CVAE_EPOCHS = 2
 
 
 @pytest.fixture(scope="session")

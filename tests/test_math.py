@@ -56,7 +56,7 @@ def test_hand_reconstruction_matches_pyro_log_prob(likelihood, conditional):
     vae = small_vae(likelihood=likelihood, conditional=conditional)
     x, y = fixed_batch(likelihood)
     trace = poutine.trace(poutine.condition(vae.model, data={"z": torch.randn(8, 5)})).get_trace(x, y)
-    decoder_output = vae.decoder(trace.nodes["z"]["value"], y if conditional else None)
+    decoder_output = vae.decoder(trace.nodes["z"]["value"], vae.condition(y))
     by_hand = reconstruction_log_likelihood(x, decoder_output, vae.config)
     torch.testing.assert_close(trace.nodes["x"]["fn"].log_prob(x), by_hand, rtol=1e-5, atol=1e-4)
 
@@ -72,7 +72,7 @@ def test_mean_field_loss_is_hand_reconstruction_plus_hand_kl(likelihood, conditi
     loss = TraceMeanField_ELBO().loss(vae.model, vae.guide, x, y)
     pyro.set_rng_seed(7)
     z = poutine.trace(vae.guide).get_trace(x, y).nodes["z"]["value"]
-    condition = y if conditional else None
+    condition = vae.condition(y)
     with torch.no_grad():
         z_loc, z_scale = vae.encoder(x, condition)
         reconstruction = reconstruction_log_likelihood(x, vae.decoder(z, condition), vae.config)

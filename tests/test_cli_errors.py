@@ -1,0 +1,108 @@
+"""Bad input through the installed `pyro-vae` entry point: a one-line message, a non-zero exit, no
+traceback, and a finished checkpoint left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+
+from conftest import run_cli
+from pyro_vae import Config, train
+
+NO_SUCH_GPU = f"cuda:{torch.cuda.device_count() + 3}"
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, data_root):
+    """A small, real, finished unconditional run."""
+    out = tmp_path_factory.mktemp("runs") / "vae"
+    config = Config(epochs=1, z_dim=4, hidden_dims=(64,), device="cpu", data_dir=str(data_root))
+    train(config, out=out, quiet=True, echo=None)
+    return out
+
+
+@pytest.fixture
+def corrupt_run(tmp_path, vae_run):
+    run = tmp_path / "corrupt"
+    run.mkdir()
+    (run / "config.json").write_text((vae_run / "config.json").read_text())
+    (run / "checkpoint.pt").write_bytes((vae_run / "checkpoint.pt").read_bytes()[:1000])
+    return run
+
+
+def broken_mnist_root(base, data_root, damage):
+    """A copy of the MNIST root (links to the real files) whose training images are damaged."""
+    raw = base / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for source in (data_root / "MNIST" / "raw").glob("*-ubyte"):
+        (raw / source.name).symlink_to(source)
+    images = raw / "train-images-idx3-ubyte"
+    content = images.read_bytes()
+    images.unlink()
+    images.write_bytes(damage(content))
+    return base
+
+
+@pytest.fixture(scope="module")
+def truncated_root(tmp_path_factory, data_root):
+    return broken_mnist_root(tmp_path_factory.mktemp("truncated"), data_root, lambda b: b[: len(b) // 3])
+
+
+@pytest.fixture(scope="module")
+def bad_magic_root(tmp_path_factory, data_root):
+    return broken_mnist_root(tmp_path_factory.mktemp("magic"), data_root, lambda b: b"\x00\x00\x99\x99" + b[4:])
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+BAD_INPUTS = {
+    "digit out of range": (["sample", "--run", "{vae}", "--digit", "12", "--out", "{tmp}/x.png"], ""),
+    "non-integer digit": (["sample", "--run", "{vae}", "--digit", "five", "--out", "{tmp}/x.png"], "digit"),
+    "digit for an unconditional run": (["sample", "--run", "{vae}", "--digit", "3", "--out", "{tmp}/x.png"], "conditional"),
+    "zero samples": (["sample", "--run", "{vae}", "--n", "0", "--out", "{tmp}/x.png"], "--n"),
+    "unknown output extension": (["sample", "--run", "{vae}", "--out", "{tmp}/x.jpg"], ".png"),
+    "unwritable output folder": (["sample", "--run", "{vae}", "--out", "{tmp}/no/such/x.png"], "does not exist"),
+    "missing run directory": (["sample", "--run", "{tmp}/nowhere", "--out", "{tmp}/x.png"], "does not exist"),
+    "corrupt checkpoint": (["sample", "--run", "{corrupt}", "--out", "{tmp}/x.png"], "checkpoint"),
+    "no runs at all": (["sample", "--out", "{tmp}/x.png"], "no run"),
+    "cuda without a GPU": (["train", "--device", "cuda" if not torch.cuda.is_available() else NO_SUCH_GPU, "--out", "{tmp}/r"], "cuda"),
+    "GPU index past the last": (["train", "--device", NO_SUCH_GPU, "--out", "{tmp}/r"], "cuda"),
+    "unknown device": (["train", "--device", "tpu", "--out", "{tmp}/r"], "device"),
+    "zero epochs": (["train", "--epochs", "0", "--out", "{tmp}/r"], "epochs"),
+    "negative batch size": (["train", "--batch-size", "-5", "--out", "{tmp}/r"], "batch_size"),
+    "negative learning rate": (["train", "--lr", "-0.1", "--out", "{tmp}/r"], "learning_rate"),
+    "zero latent dimensions": (["train", "--z-dim", "0", "--out", "{tmp}/r"], "z_dim"),
+    "zero hidden width": (["train", "--hidden-dims", "400,0", "--out", "{tmp}/r"], "hidden_dims"),
+    "hidden widths not numbers": (["train", "--hidden-dims", "wide", "--out", "{tmp}/r"], "hidden-dims"),
+    "unknown likelihood": (["train", "--likelihood", "poisson", "--out", "{tmp}/r"], "likelihood"),
+    "unknown ELBO": (["train", "--elbo", "renyi", "--out", "{tmp}/r"], "ELBO"),
+    "non-numeric epochs": (["train", "--epochs", "many", "--out", "{tmp}/r"], "epochs"),
+    "truncated MNIST file": (["train", "--data-dir", "{truncated}", "--out", "{tmp}/r", "--device", "cpu"], "could not read MNIST"),
+    "MNIST file with a wrong magic number": (["train", "--data-dir", "{bad_magic}", "--out", "{tmp}/r", "--device", "cpu"], "could not read MNIST"),
+    "missing MNIST": (["train", "--data-dir", "{tmp}/empty", "--out", "{tmp}/r", "--device", "cpu"], "MNIST not found"),
+    "train over a finished run": (["train", "--out", "{vae}", "--device", "cpu"], "already holds"),
+    "unknown option": (["train", "--epoch", "3"], "--epoch"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_one_line_and_a_nonzero_exit(
+    name, vae_run, corrupt_run, truncated_root, bad_magic_root, tmp_path, data_root
+):
+    arguments, expected = BAD_INPUTS[name]
+    places = dict(vae=vae_run, corrupt=corrupt_run, truncated=truncated_root, bad_magic=bad_magic_root)
+    arguments = [a.format(tmp=tmp_path, **places) for a in arguments]
+    before = digest(vae_run / "checkpoint.pt")
+    env = {"PYRO_VAE_RUNS": str(tmp_path / "empty-runs"), "PYRO_VAE_DATA": str(data_root)}
+    result = run_cli(*arguments, env_extra=env, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pyro-vae: error:"), lines[0]
+    assert expected.lower() in lines[0].lower(), lines[0]
+    assert digest(vae_run / "checkpoint.pt") == before
