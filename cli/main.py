@@ -8,6 +8,7 @@ import sys
 import click
 
 from pyro_vae.errors import PyroVAEError
+from pyro_vae.training import TrainingInterrupted
 
 from .sample import sample_command
 from .train import train_command
@@ -25,8 +26,9 @@ cli.add_command(train_command)
 cli.add_command(sample_command)
 
 
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
+def _one_line(message, limit: int = 400) -> str:
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,6 +36,17 @@ def main(argv: list[str] | None = None) -> None:
     (set ``PYRO_VAE_DEBUG=1`` to see one for an unexpected error)."""
     try:
         code = cli.main(args=argv, prog_name="pyro-vae", standalone_mode=False)
+    except TrainingInterrupted as stop:
+        kept = (
+            f"the checkpoint of epoch {stop.completed_epochs} is kept"
+            if stop.completed_epochs
+            else "no epoch had completed"
+        )
+        click.echo(
+            f"pyro-vae: interrupted; {kept}. Resume with: pyro-vae train --resume {stop.run_dir}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         click.echo("pyro-vae: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pyro_vae.runs import latest_run, load_run
-from pyro_vae.sampling import check_output_path, grid_columns, sample_images, save_images
+from pyro_vae.sampling import check_digit, check_output_path, grid_columns, sample_images, save_images
 
 
 @click.command("sample")
@@ -18,6 +18,7 @@ from pyro_vae.sampling import check_output_path, grid_columns, sample_images, sa
 def sample_command(run_dir, digit, n, seed, device, out):
     """Sample digits: z ~ N(0, I), decoded to the mean image."""
     check_output_path(out)
+    check_digit(digit)
     if run_dir is None:
         run_dir = latest_run(conditional=True if digit is not None else None)
     run = load_run(run_dir, device=device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from pyro_vae.config import Config, parse_hidden_dims
-from pyro_vae.training import train
+from pyro_vae.errors import PyroVAEError
+from pyro_vae.training import resume, train
 
 DEFAULTS = Config()
 
@@ -33,11 +34,24 @@ def _default(name: str) -> str:
 @click.option("--data-dir", help="Folder holding MNIST/raw/ [default: $PYRO_VAE_DATA, else ~/.cache/pyro-vae/data].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: a new one under $PYRO_VAE_RUNS or ./runs].")
 @click.option("--quiet", is_flag=True, help="No progress bar; the per-epoch lines stay.")
-def train_command(out, quiet, hidden_dims, **options):
-    """Train a VAE (or, with --conditional, a conditional VAE) on MNIST with Pyro's SVI."""
+@click.option("--resume", "resume_dir", type=click.Path(), help="Continue this run from its last complete checkpoint (with --epochs: up to that many in all).")
+@click.option("--detect-anomaly", is_flag=True, help="Autograd anomaly detection, to find where a NaN comes from (slow).")
+def train_command(out, quiet, hidden_dims, resume_dir, detect_anomaly, **options):
+    """Train a VAE (or, with --conditional, a conditional VAE) on MNIST with Pyro's SVI.
+
+    Ctrl-C stops after keeping the last complete checkpoint and prints the command that resumes."""
     values = {name: value for name, value in options.items() if value is not None}
     if hidden_dims is not None:
         values["hidden_dims"] = parse_hidden_dims(hidden_dims)
-    config = Config(**values)
-    run = train(config, out=out, quiet=quiet, echo=click.echo)
+    common = dict(quiet=quiet, echo=click.echo, detect_anomaly=detect_anomaly)
+    if resume_dir is not None:
+        fixed = sorted(set(values) - {"epochs", "device", "data_dir"}) + (["out"] if out else [])
+        if fixed:
+            raise PyroVAEError(
+                f"--resume continues a run as it was configured; only --epochs, --device and --data-dir "
+                f"may be given with it, not {', '.join('--' + name.replace('_', '-') for name in fixed)}"
+            )
+        run = resume(resume_dir, values.get("epochs"), values.get("device"), values.get("data_dir"), **common)
+    else:
+        run = train(Config(**values), out=out, **common)
     click.echo(f"run saved in {run.path}")

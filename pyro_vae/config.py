@@ -12,6 +12,7 @@ from .errors import PyroVAEError
 LIKELIHOODS = ("bernoulli", "normal")
 ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
+MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Config:
 
     def validate(self) -> None:
         """Reject nonsense before any work is done, with a message naming the field."""
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise PyroVAEError(f"seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "z_dim": self.z_dim}
         for name, value in positive_ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

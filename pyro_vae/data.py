@@ -2,7 +2,7 @@
 
 The data root is chosen by, in order: the explicit ``data_dir`` (``--data-dir``), the environment
 variable ``PYRO_VAE_DATA``, and a per-user cache directory. It holds ``MNIST/raw/`` in torchvision's
-layout.
+layout. Missing files are downloaded by torchvision unless ``PYRO_VAE_OFFLINE`` is set.
 """
 
 from __future__ import annotations
@@ -66,13 +66,16 @@ def _read_split(root: Path, train: bool):
     except RuntimeError as missing:
         if "not found" not in str(missing).lower():
             raise
+    where = root / "MNIST" / "raw"
+    hint = "point the tool at a copy with --data-dir DIR or PYRO_VAE_DATA=DIR, where DIR holds MNIST/raw/"
+    if os.environ.get("PYRO_VAE_OFFLINE"):
+        raise PyroVAEError(f"MNIST not found in {where} (PYRO_VAE_OFFLINE is set, so no download); {hint}")
     try:
         return torchvision.datasets.MNIST(str(root), train=train, download=True)
     except Exception as error:  # offline, or the mirror is gone: say where we looked
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(":")
         raise PyroVAEError(
-            f"MNIST not found in {root / 'MNIST' / 'raw'} and the download failed ({reason}; offline?); "
-            "point the tool at a copy with --data-dir DIR or PYRO_VAE_DATA=DIR, where DIR holds MNIST/raw/"
+            f"MNIST not found in {where} and the download failed ({reason}; offline?); {hint}"
         ) from None
 
 

@@ -11,6 +11,8 @@ in nats per image (negative numbers, higher is better).
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import torch
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
@@ -36,18 +38,36 @@ def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
     return one_hot(labels) if vae.config.conditional else None
 
 
-def train_epoch(svi: SVI, vae: VAE, images: torch.Tensor, labels: torch.Tensor, on_step=None) -> float:
-    """One pass over the training split in shuffled index batches; returns the mean ELBO per image."""
+class NonFiniteLoss(ArithmeticError):
+    def __init__(self, value: float, step: int):
+        super().__init__(f"loss {value} at step {step}")
+        self.value, self.step = value, step
+
+
+def train_epoch(svi: SVI, vae: VAE, images: torch.Tensor, labels: torch.Tensor, on_step=None):
+    """One pass over the training split in shuffled index batches.
+
+    Returns (mean ELBO per image, steps taken); stops at the first NaN or infinite loss, since every
+    step after it would only spread the NaN through the weights."""
     config = vae.config
     condition = labels_for(vae, labels)
     total_loss = 0.0
     order = batches(images.shape[0], config.batch_size, images.device, shuffle=True)
     for step, index in enumerate(order):
-        loss = svi.step(images[index], None if condition is None else condition[index])
+        try:
+            loss = svi.step(images[index], None if condition is None else condition[index])
+        except ValueError as error:
+            # Pyro's validation sees a diverged network first, as a distribution parameter
+            # (z_scale, logits) that is NaN, infinite or out of its support.
+            if "invalid values" not in str(error):
+                raise
+            loss = float("nan")
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(loss, step + 1)
         total_loss += loss
         if on_step is not None:
             on_step(step + 1, len(order), -loss / index.shape[0])
-    return -total_loss / images.shape[0]
+    return -total_loss / images.shape[0], len(order)
 
 
 @torch.no_grad()

@@ -49,9 +49,11 @@ def new_run_dir(config: Config, out: str | Path | None = None) -> Path:
     return run_dir
 
 
-def append_metrics(run_dir: Path, record: dict) -> None:
-    with open(run_dir / METRICS_NAME, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+def write_metrics(run_dir: Path, records: list[dict]) -> None:
+    """Rewrite ``metrics.jsonl`` whole (write-then-rename), one JSON object per epoch."""
+    temporary = run_dir / (METRICS_NAME + ".tmp")
+    temporary.write_text("".join(json.dumps(record) + "\n" for record in records))
+    os.replace(temporary, run_dir / METRICS_NAME)
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

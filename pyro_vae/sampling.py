@@ -8,21 +8,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import MAX_SEED
 from .data import IMAGE_SHAPE, NUM_CLASSES, one_hot
 from .errors import PyroVAEError
 from .model import VAE
 
 OUTPUT_SUFFIXES = (".png", ".npy")
+MAX_SAMPLES = 100_000  # 314 MB of float32 images; more is almost surely a typo
+
+
+def check_digit(digit: int | None) -> None:
+    if digit is not None and (isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < NUM_CLASSES):
+        raise PyroVAEError(f"--digit must be an integer from 0 to 9, got {digit!r}")
 
 
 def sample_labels(vae: VAE, n: int, digit: int | None) -> torch.Tensor | None:
     """The labels to condition on: ``digit`` n times, or ceil(n/10) of each digit for a
     conditional run with no digit (one grid row per digit), or None for a plain VAE."""
+    check_digit(digit)
     if digit is not None:
         if not vae.config.conditional:
             raise PyroVAEError("--digit needs a conditional run (train one with --conditional)")
-        if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < NUM_CLASSES:
-            raise PyroVAEError(f"--digit must be an integer from 0 to 9, got {digit!r}")
         return torch.full((n,), digit, dtype=torch.int64)
     if vae.config.conditional:
         return torch.arange(NUM_CLASSES).repeat_interleave(math.ceil(n / NUM_CLASSES))
@@ -33,8 +39,10 @@ def sample_labels(vae: VAE, n: int, digit: int | None) -> torch.Tensor | None:
 def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0):
     """Returns ``(images, labels)``: images (m, 28, 28) float32 in [0, 1] on the CPU, where m = n,
     or 10 * ceil(n / 10) for a conditional run without ``digit``; labels (m,) or None."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise PyroVAEError(f"--n must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:
+        raise PyroVAEError(f"--n must be an integer from 1 to {MAX_SAMPLES}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise PyroVAEError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
     labels = sample_labels(vae, n, digit)
     count = n if labels is None else labels.shape[0]
     device = next(vae.parameters()).device

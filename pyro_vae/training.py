@@ -1,4 +1,10 @@
-"""Train a VAE or conditional VAE with SVI, writing a run directory as it goes."""
+"""Train a VAE or conditional VAE with SVI, writing a run directory as it goes; resume one exactly.
+
+After every epoch the loop writes one checkpoint (atomically) holding the weights, Pyro's Adam state,
+the epoch and step counters, every random generator's state and the metrics so far. Resuming from it
+replays the rest of the run draw for draw: on the CPU a killed-and-resumed run ends with the same
+bits as an uninterrupted one.
+"""
 
 from __future__ import annotations
 
@@ -6,68 +12,157 @@ import time
 from pathlib import Path
 
 import pyro
+import torch
 
-from .checkpoint import CHECKPOINT_NAME, save_checkpoint
-from .config import Config
+from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from .config import Config, replace
 from .data import load_mnist
 from .device import resolve_device
-from .inference import evaluate_elbo, make_svi, seed_everything, train_epoch
+from .errors import PyroVAEError
+from .inference import NonFiniteLoss, evaluate_elbo, make_svi, seed_everything, train_epoch
 from .model import VAE
 from .progress import ProgressBar
-from .runs import CONFIG_NAME, Run, append_metrics, new_run_dir
+from .rng import capture_rng_state, restore_rng_state
+from .runs import CONFIG_NAME, Run, new_run_dir, write_metrics
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: the last complete checkpoint is kept and the run can be resumed."""
+
+    def __init__(self, run_dir: Path, completed_epochs: int):
+        super().__init__(f"interrupted after {completed_epochs} complete epoch(s)")
+        self.run_dir = run_dir
+        self.completed_epochs = completed_epochs
 
 
 def train(
-    config: Config, out: str | Path | None = None, quiet: bool = False, echo=print, on_epoch=None
+    config: Config,
+    out: str | Path | None = None,
+    quiet: bool = False,
+    echo=print,
+    on_epoch=None,
+    detect_anomaly: bool = False,
 ) -> Run:
     """Train as ``config`` says; returns the finished :class:`~pyro_vae.runs.Run`.
 
     Every epoch appends ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` to ``metrics.jsonl`` and
     rewrites ``checkpoint.pt`` atomically; ``echo`` receives one summary line per epoch (``None``
     silences it), ``quiet`` turns off the progress bar, and ``on_epoch(record, vae)``, if given, is
-    called after each epoch's checkpoint (for notebooks and experiments).
+    called after each epoch's checkpoint (for notebooks and experiments). ``detect_anomaly`` runs
+    autograd's anomaly detection to find where a NaN comes from (slow).
     """
     config.validate()
     device = resolve_device(config.device)
     data = load_mnist(config.data_dir, device, binarize=config.likelihood == "bernoulli")
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)
-
     seed_everything(config.seed)
     pyro.clear_param_store()
     vae = VAE(config).to(device)
     svi = make_svi(vae, config)
-    metrics = []
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
-        bar = ProgressBar(f"epoch {epoch}/{config.epochs}", enabled=not quiet)
-        images = data.train_epoch()
-        train_elbo = train_epoch(svi, vae, images, data.train.labels, on_step=bar.update)
-        bar.close()
-        test_elbo = evaluate_elbo(vae, data.test)
-        record = {
-            "epoch": epoch,
-            "train_elbo": train_elbo,
-            "test_elbo": test_elbo,
-            "seconds": time.perf_counter() - started,
-        }
-        metrics.append(record)
-        save_checkpoint(
-            run_dir / CHECKPOINT_NAME,
-            {
-                "config": config.to_dict(),
-                "epoch": epoch,
-                "model": vae.state_dict(),
-                "optimizer": svi.optim.get_state(),
-            },
-        )
-        append_metrics(run_dir, record)
-        if on_epoch is not None:
-            on_epoch(record, vae)
-        if echo is not None:
-            echo(
-                f"epoch {epoch:3d}/{config.epochs}  train elbo {train_elbo:9.3f}  "
-                f"test elbo {test_elbo:9.3f} nats/image  {record['seconds']:6.1f}s"
-            )
+    return _fit(run_dir, config, data, vae, svi, {"epoch": 0, "step": 0, "metrics": []},
+                quiet, echo, on_epoch, detect_anomaly)  # fmt: skip
+
+
+def resume(
+    run_dir: str | Path,
+    epochs: int | None = None,
+    device: str | None = None,
+    data_dir: str | None = None,
+    quiet: bool = False,
+    echo=print,
+    on_epoch=None,
+    detect_anomaly: bool = False,
+) -> Run:
+    """Continue ``run_dir`` from its last complete checkpoint up to ``config.epochs`` (or ``epochs``,
+    which raises the total). Weights, optimizer state, counters, random generators and metrics all
+    come from the checkpoint; ``metrics.jsonl`` is rewritten from it, so no epoch is lost or doubled."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PyroVAEError(f"run directory {run_dir} does not exist")
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    state = load_checkpoint(checkpoint_path, map_location="cpu")
+    if "rng" not in state or "step" not in state:
+        raise PyroVAEError(f"{checkpoint_path} holds weights only (no training state) and cannot be resumed")
+    changes = {key: value for key, value in (("epochs", epochs), ("device", device), ("data_dir", data_dir)) if value is not None}
+    config = replace(config_from_checkpoint(state, checkpoint_path), **changes)
+    if config.epochs < state["epoch"]:
+        raise PyroVAEError(f"--epochs {config.epochs} is fewer than the {state['epoch']} epochs {run_dir} has done")
+    target = resolve_device(config.device)
+    data = load_mnist(config.data_dir, target, binarize=config.likelihood == "bernoulli")
+    config.save_json(run_dir / CONFIG_NAME)
+    pyro.clear_param_store()
+    vae = VAE(config)
+    load_weights(vae, state["model"], checkpoint_path)
+    vae.to(target)
+    svi = make_svi(vae, config)
+    svi.optim.set_state(state["optimizer"])
+    restore_rng_state(state["rng"])
+    write_metrics(run_dir, state["metrics"])
+    return _fit(run_dir, config, data, vae, svi, state, quiet, echo, on_epoch, detect_anomaly)
+
+
+def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detect_anomaly) -> Run:
+    completed, step, metrics = progress["epoch"], progress["step"], list(progress["metrics"])
+    try:
+        with torch.autograd.set_detect_anomaly(detect_anomaly):
+            for epoch in range(completed + 1, config.epochs + 1):
+                record, steps = _one_epoch(epoch, config, data, vae, svi, quiet)
+                step += steps
+                metrics.append(record)
+                _save(run_dir, config, vae, svi, epoch, step, metrics)
+                completed = epoch
+                write_metrics(run_dir, metrics)
+                if echo is not None:
+                    echo(_summary(record, config))
+                if on_epoch is not None:
+                    on_epoch(record, vae)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, completed) from None
+    except NonFiniteLoss as error:
+        kept = f"the checkpoint of epoch {completed} in {run_dir} is kept" if completed else "no epoch had completed"
+        raise PyroVAEError(
+            f"the loss became {error.value} at epoch {completed + 1}, step {error.step}; {kept}. "
+            f"Try a lower --lr (now {config.learning_rate:g}), or --detect-anomaly to find the operation"
+        ) from None
     vae.eval()
     return Run(run_dir, config, vae, metrics)
+
+
+def _one_epoch(epoch, config, data, vae, svi, quiet):
+    started = time.perf_counter()
+    bar = ProgressBar(f"epoch {epoch}/{config.epochs}", enabled=not quiet)
+    images = data.train_epoch()
+    try:
+        train_elbo, steps = train_epoch(svi, vae, images, data.train.labels, on_step=bar.update)
+    finally:
+        bar.close()
+    test_elbo = evaluate_elbo(vae, data.test)
+    seconds = time.perf_counter() - started
+    return {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test_elbo, "seconds": seconds}, steps
+
+
+def _save(run_dir, config, vae, svi, epoch, step, metrics) -> None:
+    state = {
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "step": step,
+        "model": vae.state_dict(),
+        "optimizer": svi.optim.get_state(),
+        "rng": capture_rng_state(),
+        "metrics": metrics,
+    }
+    try:
+        save_checkpoint(run_dir / CHECKPOINT_NAME, state)
+    except OSError as error:
+        raise PyroVAEError(
+            f"could not write the checkpoint of epoch {epoch} ({error.strerror or error}); "
+            f"{run_dir / CHECKPOINT_NAME} still holds epoch {epoch - 1}"
+        ) from None
+
+
+def _summary(record: dict, config: Config) -> str:
+    return (
+        f"epoch {record['epoch']:3d}/{config.epochs}  train elbo {record['train_elbo']:9.3f}  "
+        f"test elbo {record['test_elbo']:9.3f} nats/image  {record['seconds']:6.1f}s"
+    )

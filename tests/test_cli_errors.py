@@ -4,12 +4,14 @@ traceback, and a finished checkpoint left as it was."""
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
 import torch
 
 from conftest import run_cli
 from pyro_vae import Config, train
+from pyro_vae.checkpoint import load_checkpoint, save_checkpoint
 
 NO_SUCH_GPU = f"cuda:{torch.cuda.device_count() + 3}"
 
@@ -55,19 +57,44 @@ def bad_magic_root(tmp_path_factory, data_root):
     return broken_mnist_root(tmp_path_factory.mktemp("magic"), data_root, lambda b: b"\x00\x00\x99\x99" + b[4:])
 
 
+@pytest.fixture(scope="module")
+def mismatched_run(tmp_path_factory, vae_run):
+    """A real checkpoint whose configuration claims another latent size than its weights have."""
+    run = tmp_path_factory.mktemp("mismatched") / "run"
+    run.mkdir()
+    state = load_checkpoint(vae_run / "checkpoint.pt")
+    state["config"] = {**state["config"], "z_dim": 7}
+    save_checkpoint(run / "checkpoint.pt", state)
+    return run
+
+
+@pytest.fixture(scope="module")
+def random_bytes_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("random") / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(bytes(random.Random(0).getrandbits(8) for _ in range(4096)))
+    return run
+
+
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 BAD_INPUTS = {
-    "digit out of range": (["sample", "--run", "{vae}", "--digit", "12", "--out", "{tmp}/x.png"], ""),
+    "digit out of range": (["sample", "--run", "{vae}", "--digit", "12", "--out", "{tmp}/x.png"], "0 to 9"),
     "non-integer digit": (["sample", "--run", "{vae}", "--digit", "five", "--out", "{tmp}/x.png"], "digit"),
     "digit for an unconditional run": (["sample", "--run", "{vae}", "--digit", "3", "--out", "{tmp}/x.png"], "conditional"),
     "zero samples": (["sample", "--run", "{vae}", "--n", "0", "--out", "{tmp}/x.png"], "--n"),
     "unknown output extension": (["sample", "--run", "{vae}", "--out", "{tmp}/x.jpg"], ".png"),
     "unwritable output folder": (["sample", "--run", "{vae}", "--out", "{tmp}/no/such/x.png"], "does not exist"),
     "missing run directory": (["sample", "--run", "{tmp}/nowhere", "--out", "{tmp}/x.png"], "does not exist"),
-    "corrupt checkpoint": (["sample", "--run", "{corrupt}", "--out", "{tmp}/x.png"], "checkpoint"),
+    "negative digit": (["sample", "--run", "{vae}", "--digit", "-1", "--out", "{tmp}/x.png"], "0 to 9"),
+    "truncated checkpoint": (["sample", "--run", "{corrupt}", "--out", "{tmp}/x.png"], "checkpoint"),
+    "random-bytes checkpoint": (["sample", "--run", "{random_bytes}", "--out", "{tmp}/x.png"], "checkpoint"),
+    "checkpoint that does not match its config": (["sample", "--run", "{mismatched}", "--out", "{tmp}/x.png"], "does not match"),
+    "resume a missing run": (["train", "--resume", "{tmp}/nowhere"], "does not exist"),
+    "resume with a changed hyper-parameter": (["train", "--resume", "{vae}", "--z-dim", "8"], "--z-dim"),
+    "resume with fewer epochs than done": (["train", "--resume", "{vae}", "--epochs", "0"], "epochs"),
     "no runs at all": (["sample", "--out", "{tmp}/x.png"], "no run"),
     "cuda without a GPU": (["train", "--device", "cuda" if not torch.cuda.is_available() else NO_SUCH_GPU, "--out", "{tmp}/r"], "cuda"),
     "GPU index past the last": (["train", "--device", NO_SUCH_GPU, "--out", "{tmp}/r"], "cuda"),
@@ -91,10 +118,13 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_bad_input_is_one_line_and_a_nonzero_exit(
-    name, vae_run, corrupt_run, truncated_root, bad_magic_root, tmp_path, data_root
+    name, vae_run, corrupt_run, mismatched_run, random_bytes_run, truncated_root, bad_magic_root, tmp_path, data_root
 ):
     arguments, expected = BAD_INPUTS[name]
-    places = dict(vae=vae_run, corrupt=corrupt_run, truncated=truncated_root, bad_magic=bad_magic_root)
+    places = dict(
+        vae=vae_run, corrupt=corrupt_run, mismatched=mismatched_run, random_bytes=random_bytes_run,
+        truncated=truncated_root, bad_magic=bad_magic_root,
+    )
     arguments = [a.format(tmp=tmp_path, **places) for a in arguments]
     before = digest(vae_run / "checkpoint.pt")
     env = {"PYRO_VAE_RUNS": str(tmp_path / "empty-runs"), "PYRO_VAE_DATA": str(data_root)}

@@ -44,6 +44,8 @@ def test_conditional_label_enters_every_layer_by_default():
     "changes, message",
     [
         ({"epochs": 0}, "epochs"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
         ({"batch_size": -3}, "batch_size"),
         ({"z_dim": 0}, "z_dim"),
         ({"hidden_dims": (400, 0)}, "hidden_dims"),

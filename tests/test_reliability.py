@@ -1,0 +1,154 @@
+"""Reliability: exact resume after SIGKILL, Ctrl-C, a failed checkpoint write, a diverging loss.
+
+Real subprocesses of the installed entry point, real signals, real MNIST."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from conftest import pyro_vae_executable, run_cli
+from pyro_vae import Config, PyroVAEError, train
+from pyro_vae import checkpoint as checkpoint_module
+from pyro_vae.checkpoint import load_checkpoint
+from pyro_vae.training import resume
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--hidden-dims", "64", "--z-dim", "4", "--device", "cpu", "--quiet"]
+EPOCHS = 3
+
+
+def tensors_equal(left, right) -> bool:
+    """Bit-for-bit equality of nested checkpoint structures."""
+    if isinstance(left, torch.Tensor):
+        return isinstance(right, torch.Tensor) and left.dtype == right.dtype and torch.equal(left, right)
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(tensors_equal(left[k], right[k]) for k in left)
+    if isinstance(left, (list, tuple)):
+        return len(left) == len(right) and all(tensors_equal(a, b) for a, b in zip(left, right))
+    return left == right
+
+
+def without_seconds(metrics):
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in metrics]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("reference") / "run"
+    result = run_cli("train", "--epochs", EPOCHS, "--out", out, *SMALL, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    assert result.returncode == 0, result.stderr
+    return load_checkpoint(out / "checkpoint.pt")
+
+
+def start_training(out, data_root):
+    env = {**os.environ, "PYRO_VAE_DATA": str(data_root)}
+    command = [pyro_vae_executable(), "train", "--epochs", str(EPOCHS), "--out", str(out), *SMALL]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_mid_epoch_two(process, out, timeout=120):
+    """Block until epoch 1's checkpoint and metrics are written, then half an epoch more."""
+    deadline = time.monotonic() + timeout
+    metrics = out / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "epoch 1 never finished"
+        time.sleep(0.05)
+    seconds_per_epoch = json.loads(metrics.read_text().splitlines()[0])["seconds"]
+    time.sleep(seconds_per_epoch / 2)
+    assert process.poll() is None, "training ended before it could be interrupted"
+
+
+def assert_same_run(resumed, reference):
+    assert resumed["epoch"] == reference["epoch"] == EPOCHS
+    assert resumed["step"] == reference["step"]
+    assert tensors_equal(resumed["model"], reference["model"])
+    assert tensors_equal(resumed["optimizer"], reference["optimizer"])
+    assert tensors_equal(resumed["rng"], reference["rng"])
+    assert without_seconds(resumed["metrics"]) == without_seconds(reference["metrics"])
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, tmp_path, data_root):
+    out = tmp_path / "killed"
+    process = start_training(out, data_root)
+    wait_until_mid_epoch_two(process, out)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    result = run_cli("train", "--resume", out, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    assert result.returncode == 0, result.stderr
+    assert_same_run(load_checkpoint(out / "checkpoint.pt"), uninterrupted)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == list(range(1, EPOCHS + 1))
+
+
+def test_ctrl_c_keeps_the_checkpoint_prints_the_resume_command_and_exits_130(uninterrupted, tmp_path, data_root):
+    out = tmp_path / "interrupted"
+    process = start_training(out, data_root)
+    wait_until_mid_epoch_two(process, out)
+    interrupted_at = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - interrupted_at < 5, "Ctrl-C was not prompt"
+    assert process.returncode == 130, stderr
+    assert f"pyro-vae train --resume {out}" in stderr and "Traceback" not in stderr
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    result = run_cli("train", "--resume", out, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    assert result.returncode == 0, result.stderr
+    assert_same_run(load_checkpoint(out / "checkpoint.pt"), uninterrupted)
+
+
+def test_resume_with_more_epochs_raises_the_total(tmp_path, data_root):
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    run = train(config, out=tmp_path / "run", quiet=True, echo=None)
+    resumed = resume(run.path, epochs=2, quiet=True, echo=None)
+    assert [record["epoch"] for record in resumed.metrics] == [1, 2]
+    assert json.loads((run.path / "config.json").read_text())["epochs"] == 2
+    with pytest.raises(PyroVAEError, match="fewer than"):
+        resume(run.path, epochs=1, quiet=True, echo=None)
+
+
+def test_a_write_that_fails_part_way_leaves_the_previous_checkpoint_whole(tmp_path, data_root, monkeypatch):
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    run = train(config, out=tmp_path / "run", quiet=True, echo=None)
+    path = run.path / "checkpoint.pt"
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def disk_fills_up(state, handle):
+        real_save(state, handle)
+        handle.truncate(len(before) // 2)  # half the bytes made it to disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", disk_fills_up)
+    with pytest.raises(PyroVAEError, match="still holds epoch 1"):
+        resume(run.path, epochs=2, quiet=True, echo=None)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert load_checkpoint(path)["epoch"] == 1
+    assert not list(run.path.glob("*.tmp"))
+
+
+def test_a_diverging_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, data_root):
+    config = Config(epochs=3, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+
+    def diverge_after_first_epoch(record, vae):
+        if record["epoch"] == 1:
+            with torch.no_grad():
+                vae.decoder.net.layers[-1].weight.fill_(float("nan"))
+
+    with pytest.raises(PyroVAEError) as error:
+        train(config, out=tmp_path / "run", quiet=True, echo=None, on_epoch=diverge_after_first_epoch)
+    message = str(error.value)
+    assert "epoch 2, step 1" in message and "checkpoint of epoch 1" in message and "--lr" in message
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(tensor).all() for tensor in state["model"].values())
