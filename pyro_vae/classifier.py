@@ -57,3 +57,31 @@ def digit_accuracy(classifier: nn.Module, vae, samples_per_digit: int = 200, see
         )
         for digit in range(10)
     ]
+
+
+def classifier_cache_path():
+    from .data import default_cache_dir
+
+    return default_cache_dir() / "classifier" / "mnist-cnn.pt"
+
+
+def load_or_train_classifier(train: Split, echo=None) -> nn.Module:
+    """The classifier that ships with the tool: trained on the MNIST training split on first use,
+    then loaded from the per-user cache (weights only, written atomically)."""
+    from .checkpoint import load_checkpoint, load_weights, save_checkpoint
+    from .errors import PyroVAEError
+
+    path = classifier_cache_path()
+    classifier = make_classifier()
+    if path.exists():
+        try:
+            load_weights(classifier, load_checkpoint(path, map_location="cpu")["model"], path)
+            return classifier.to(train.images.device).eval()
+        except (PyroVAEError, KeyError):
+            pass  # a damaged cache is simply rebuilt
+    if echo is not None:
+        echo(f"training the digit classifier once (cached in {path})")
+    classifier = train_classifier(train)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"model": {k: v.cpu() for k, v in classifier.state_dict().items()}})
+    return classifier

@@ -36,10 +36,24 @@ def grey_mnist(data_root):
 
 
 @pytest.fixture(scope="session")
-def digit_classifier(grey_mnist):
-    from pyro_vae.classifier import accuracy, train_classifier
+def classifier_cache(tmp_path_factory):
+    """A per-session cache folder (XDG_CACHE_HOME) where the shipped classifier is trained once."""
+    return tmp_path_factory.mktemp("cache")
 
-    classifier = train_classifier(grey_mnist.train, epochs=3)
+
+@pytest.fixture(scope="session")
+def digit_classifier(grey_mnist, classifier_cache):
+    from pyro_vae.classifier import accuracy, load_or_train_classifier
+
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(classifier_cache)
+    try:
+        classifier = load_or_train_classifier(grey_mnist.train)
+    finally:
+        if previous is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = previous
     test_accuracy = accuracy(classifier, grey_mnist.test.images, grey_mnist.test.labels)
     assert test_accuracy > 0.95, f"the judging classifier itself is too weak: {test_accuracy:.3f}"
     return classifier

@@ -113,6 +113,8 @@ BAD_INPUTS = {
     "missing MNIST": (["train", "--data-dir", "{tmp}/empty", "--out", "{tmp}/r", "--device", "cpu"], "MNIST not found"),
     "train over a finished run": (["train", "--out", "{vae}", "--device", "cpu"], "already holds"),
     "unknown option": (["train", "--epoch", "3"], "--epoch"),
+    "evaluate with k=0": (["evaluate", "{vae}", "--k", "0"], "--k"),
+    "evaluate a missing run": (["evaluate", "{tmp}/nowhere"], "does not exist"),
 }
 
 

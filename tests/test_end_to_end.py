@@ -87,3 +87,23 @@ def test_conditional_samples_are_the_asked_digit(cvae_run, digit_classifier):
     mean_accuracy = sum(per_digit) / 10
     print(f"digit accuracy after {SHORT_CVAE_EPOCHS} epochs: {mean_accuracy:.3f}", per_digit)
     assert mean_accuracy >= 0.80, per_digit
+
+
+def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, classifier_cache):
+    """The classifier the digit_classifier fixture cached is the one `evaluate` loads."""
+    result = run_cli("evaluate", cvae_run, "--k", "50", "--json", "--device", "cpu",
+                     env_extra={"XDG_CACHE_HOME": str(classifier_cache)})
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    required = {"elbo", "reconstruction", "kl_analytic", "kl_pyro", "log_likelihood",
+                "log_likelihood_stderr", "k", "n_images", "digit_accuracy"}
+    assert required <= set(figures)
+    assert figures["n_images"] == 10000 and figures["k"] == 50
+    assert abs(figures["kl_analytic"] - figures["kl_pyro"]) < 1e-3 * figures["kl_analytic"]
+    assert figures["elbo"] == pytest.approx(figures["reconstruction"] - figures["kl_analytic"])
+    assert figures["elbo"] < figures["log_likelihood"] < 0  # the IWAE bound is tighter
+    assert 0 < figures["log_likelihood_stderr"] < 1
+    assert figures["digit_accuracy"] >= 0.8
+    # the training log's last test ELBO is a one-sample estimate of the same bound
+    last = json.loads((cvae_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert abs(last["test_elbo"] - figures["elbo"]) < 1.0

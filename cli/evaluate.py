@@ -1,0 +1,43 @@
+"""``pyro-vae evaluate``: the test-set ELBO, its parts, the IWAE log-likelihood and more."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from pyro_vae.classifier import load_or_train_classifier
+from pyro_vae.data import load_mnist
+from pyro_vae.evaluation import evaluate
+from pyro_vae.runs import latest_run, load_run
+
+
+@click.command("evaluate")
+@click.argument("run_dir", required=False, type=click.Path())
+@click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="Importance samples per image for the IWAE bound (--k 1 gives the ELBO).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-dir", help="Folder holding MNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+def evaluate_command(run_dir, k, seed, device, data_dir, as_json):
+    """Evaluate RUN (default: the latest run) on the 10,000 MNIST test images, nats per image."""
+    run = load_run(run_dir or latest_run(), device=device)
+    classifier = None
+    if run.config.conditional:
+        train_split = load_mnist(data_dir or run.config.data_dir, run.device, binarize=False).train
+        classifier = load_or_train_classifier(train_split, echo=None if as_json else click.echo)
+    result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier)
+    if as_json:
+        click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))
+        return
+    target = "log p(x|y)" if result.conditional else "log p(x)"
+    click.echo(f"run {run.path}: {result.n_images} test images, nats per image")
+    click.echo(f"  ELBO                         {result.elbo:10.3f}")
+    click.echo(f"  reconstruction E[log p(x|z)] {result.reconstruction:10.3f}")
+    click.echo(f"  KL closed form (ours)        {result.kl_analytic:10.4f}")
+    click.echo(f"  KL (Pyro, analytic)          {result.kl_pyro:10.4f}   difference {result.kl_difference:.2e}")
+    click.echo(f"  IWAE {target}, k={result.k:<7d}   {result.log_likelihood:10.3f} +- {result.log_likelihood_stderr:.3f} (s.e.)")
+    click.echo(f"  loss spread on one batch: Trace_ELBO {result.elbo_spread_trace:.3f}, TraceMeanField_ELBO {result.elbo_spread_analytic:.3f}")
+    if result.digit_accuracy is not None:
+        click.echo(f"  digit accuracy of samples {result.digit_accuracy:.1%}")
+    click.echo(f"  ({result.seconds:.1f} s)")
