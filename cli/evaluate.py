@@ -38,6 +38,11 @@ def evaluate_command(run_dir, k, seed, device, data_dir, as_json):
     click.echo(f"  KL (Pyro, analytic)          {result.kl_pyro:10.4f}   difference {result.kl_difference:.2e}")
     click.echo(f"  IWAE {target}, k={result.k:<7d}   {result.log_likelihood:10.3f} +- {result.log_likelihood_stderr:.3f} (s.e.)")
     click.echo(f"  loss spread on one batch: Trace_ELBO {result.elbo_spread_trace:.3f}, TraceMeanField_ELBO {result.elbo_spread_analytic:.3f}")
+    if result.log_likelihood_dequantized is not None:
+        click.echo(f"  IWAE on dequantized 8-bit test images {result.log_likelihood_dequantized:10.3f}")
+        click.echo(f"  bits per dimension (8-bit images)   {result.bits_per_dim:10.4f}")
+    else:
+        click.echo(f"  bits per binary pixel        {result.bits_per_dim:10.4f}")
     if result.digit_accuracy is not None:
         click.echo(f"  digit accuracy of samples {result.digit_accuracy:.1%}")
     click.echo(f"  ({result.seconds:.1f} s)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import PyroVAEError
 
-LIKELIHOODS = ("bernoulli", "normal")
+LIKELIHOODS = ("bernoulli", "normal", "continuous-bernoulli")
 ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
@@ -27,7 +27,7 @@ class Config:
     hidden_dims: tuple[int, ...] = (512, 512)
     activation: str = "elu"  # of the hidden layers; ELU learned fastest (bench/activations.py)
     # the probabilistic model
-    likelihood: str = "bernoulli"  # "bernoulli" (binarized pixels) or "normal" (pixels in [0, 1])
+    likelihood: str = "bernoulli"  # "bernoulli" (binarized pixels), "normal" or "continuous-bernoulli" (grey)
     normal_scale: float = 0.1  # fixed std of the Normal likelihood, in pixel units
     elbo: str = "analytic"  # "analytic": TraceMeanField_ELBO; "trace": Trace_ELBO (Monte-Carlo KL)
     conditional: bool = False  # one-hot digit label fed to encoder and decoder

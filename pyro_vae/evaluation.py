@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import pyro
@@ -21,7 +22,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from .data import Split, batches, load_mnist, one_hot
+from .data import IMAGE_PIXELS, batches, load_mnist, one_hot
 from .errors import PyroVAEError
 from .model import VAE, gaussian_kl, reconstruction_log_likelihood
 from .runs import Run
@@ -43,6 +44,9 @@ class Evaluation:
     elbo_spread_trace: float
     elbo_spread_analytic: float
     conditional: bool
+    likelihood: str
+    bits_per_dim: float  # bernoulli: of the binarized image; continuous: of the dequantized 8-bit image
+    log_likelihood_dequantized: float | None = None
     digit_accuracy: float | None = None
     seconds: float | None = None
 
@@ -96,44 +100,72 @@ def elbo_spread(vae: VAE, x: torch.Tensor, y, repeats: int = 100) -> tuple[float
     return spreads[0], spreads[1]
 
 
-def evaluate(run: Run, k: int = 1000, seed: int = 0, data_dir: str | None = None, classifier=None, batch_size: int = 500) -> Evaluation:
+def dequantize(grey: torch.Tensor, seed: int) -> torch.Tensor:
+    """Uniform dequantization of 8-bit pixels: u = (x + v) / 256, x in {0..255}, v ~ U(0, 1).
+
+    For a density p on [0, 1]^D, log P(x) >= E_v[log p(u)] - D log 256, so a continuous
+    likelihood's bound becomes a bound on the probability of the 8-bit image itself."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(grey.shape, generator=generator).to(grey.device)
+    return (torch.round(grey * 255) + noise) / 256
+
+
+def bits_per_dim(log_likelihood: float, dequantized: bool) -> float:
+    """-log2 P(x) / D; with dequantization, the 8-bit image's bound: 8 - E[log p(u)] / (D ln 2)."""
+    pixels = IMAGE_PIXELS
+    log_probability = log_likelihood - (pixels * math.log(256) if dequantized else 0.0)
+    return -log_probability / (pixels * math.log(2))
+
+
+def split_bounds(vae: VAE, images: torch.Tensor, labels: torch.Tensor, k: int, batch_size: int):
+    """Per-image IWAE bounds over a split, and the summed reconstruction, hand KL and Pyro KL."""
+    bounds, reconstruction, kl, kl_pyro = [], 0.0, 0.0, 0.0
+    for index in batches(images.shape[0], batch_size, images.device, shuffle=False):
+        x, y = images[index], one_hot(labels[index])
+        condition = vae.condition(y)
+        log_weights, reconstructions = importance_weights(vae, x, condition, k)
+        bounds.append(iwae_bound(log_weights))
+        reconstruction += reconstructions.mean(dim=1).sum().item()
+        kl += gaussian_kl(*vae.encoder(x, condition)).sum().item()
+        kl_pyro += pyro_analytic_kl(vae, x, y)
+    return torch.cat(bounds), reconstruction, kl, kl_pyro
+
+
+def evaluate(
+    run: Run, k: int = 1000, seed: int = 0, data_dir: str | None = None, classifier=None, batch_size: int = 500
+) -> Evaluation:
     """Every figure above for ``run`` on the 10,000 test images (binarized with the fixed seed for
     a Bernoulli run). A conditional run is scored as log p(x|y) with the true labels, and
-    ``classifier`` (if given) measures the digit accuracy of its samples."""
-    import time
-
+    ``classifier`` (if given) measures the digit accuracy of its samples. A continuous likelihood
+    is also scored on the dequantized 8-bit test images, giving bits per dimension."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise PyroVAEError(f"--k must be a positive integer (the number of importance samples), got {k!r}")
     started = time.perf_counter()
     vae = run.vae.eval()
-    device = run.device
-    data = load_mnist(data_dir or run.config.data_dir, device, binarize=run.config.likelihood == "bernoulli")
+    binary = run.config.likelihood == "bernoulli"
+    data = load_mnist(data_dir or run.config.data_dir, run.device, binarize=binary)
+    test = data.test
     pyro.set_rng_seed(seed)
-    totals = {"bound": [], "reconstruction": 0.0, "kl": 0.0, "kl_pyro": 0.0}
-    for index in batches(len(data.test), batch_size, device, shuffle=False):
-        x, y = data.test.images[index], one_hot(data.test.labels[index])
-        condition = vae.condition(y)
-        log_weights, reconstructions = importance_weights(vae, x, condition, k)
-        totals["bound"].append(iwae_bound(log_weights))
-        totals["reconstruction"] += reconstructions.mean(dim=1).sum().item()
-        totals["kl"] += gaussian_kl(*vae.encoder(x, condition)).sum().item()
-        totals["kl_pyro"] += pyro_analytic_kl(vae, x, y)
-    n = len(data.test)
-    bounds = torch.cat(totals["bound"])
-    first = data.test.images[:128], one_hot(data.test.labels[:128])
-    spread_trace, spread_analytic = elbo_spread(vae, *first)
-    reconstruction, kl, kl_pyro = totals["reconstruction"] / n, totals["kl"] / n, totals["kl_pyro"] / n
-    accuracy = None
+    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test.images, test.labels, k, batch_size)
+    n = len(test)
+    spread_trace, spread_analytic = elbo_spread(vae, test.images[:128], one_hot(test.labels[:128]))
+    figures = {}
+    if binary:
+        figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False)
+    else:
+        dequantized = split_bounds(vae, dequantize(test.images, seed), test.labels, k, batch_size)[0]
+        figures["log_likelihood_dequantized"] = dequantized.mean().item()
+        figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True)
     if run.config.conditional and classifier is not None:
         from .classifier import digit_accuracy
 
-        accuracy = sum(digit_accuracy(classifier, vae)) / 10
+        figures["digit_accuracy"] = sum(digit_accuracy(classifier, vae)) / 10
     return Evaluation(
-        elbo=reconstruction - kl,
-        reconstruction=reconstruction,
-        kl_analytic=kl,
-        kl_pyro=kl_pyro,
-        kl_difference=kl - kl_pyro,
+        elbo=(reconstruction - kl) / n,
+        reconstruction=reconstruction / n,
+        kl_analytic=kl / n,
+        kl_pyro=kl_pyro / n,
+        kl_difference=(kl - kl_pyro) / n,
         log_likelihood=bounds.mean().item(),
         log_likelihood_stderr=(bounds.std() / math.sqrt(n)).item(),
         k=k,
@@ -141,6 +173,7 @@ def evaluate(run: Run, k: int = 1000, seed: int = 0, data_dir: str | None = None
         elbo_spread_trace=spread_trace,
         elbo_spread_analytic=spread_analytic,
         conditional=run.config.conditional,
-        digit_accuracy=accuracy,
+        likelihood=run.config.likelihood,
         seconds=time.perf_counter() - started,
+        **figures,
     )

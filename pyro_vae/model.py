@@ -38,12 +38,26 @@ def gaussian_kl(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
 def pixel_distribution(decoder_output: torch.Tensor, config: Config) -> dist.Distribution:
     """p(x | z) over the 784 pixels, one independent factor per pixel.
 
-    bernoulli:  x_i ~ Bernoulli(sigmoid(f_i(z)))         for binarized pixels
-    normal:     x_i ~ N(sigmoid(f_i(z)), normal_scale^2)  for grey pixels in [0, 1]
+    bernoulli:             x_i ~ Bernoulli(sigmoid(f_i(z)))          for binarized pixels
+    normal:                x_i ~ N(sigmoid(f_i(z)), normal_scale^2)  for grey pixels in [0, 1]
+    continuous-bernoulli:  x_i ~ CB(sigmoid(f_i(z)))                 for grey pixels in [0, 1]
+
+    The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) is the Bernoulli's form
+    lambda^x (1 - lambda)^(1 - x) normalized into a density on [0, 1] by C(lambda).
     """
     if config.likelihood == "bernoulli":
         return dist.Bernoulli(logits=decoder_output).to_event(1)
+    if config.likelihood == "continuous-bernoulli":
+        return dist.ContinuousBernoulli(logits=decoder_output).to_event(1)
     return dist.Normal(torch.sigmoid(decoder_output), config.normal_scale).to_event(1)
+
+
+def pixel_mean(decoder_output: torch.Tensor, config: Config) -> torch.Tensor:
+    """E[x | z] in [0, 1]: sigmoid(l) for bernoulli and normal; the continuous Bernoulli's mean
+    lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) is not its parameter lambda."""
+    if config.likelihood == "continuous-bernoulli":
+        return dist.ContinuousBernoulli(logits=decoder_output).mean
+    return torch.sigmoid(decoder_output)
 
 
 def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor, config: Config):
@@ -51,9 +65,14 @@ def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor,
 
     bernoulli:  sum_i x_i * l_i - log(1 + exp(l_i))                        (l = logits)
     normal:     sum_i -(x_i - m_i)^2 / (2 s^2) - log s - log(2 pi) / 2     (m = sigmoid(l))
+    continuous-bernoulli: the bernoulli term plus sum_i log C(sigmoid(l_i)), C from torch
     """
-    if config.likelihood == "bernoulli":
-        return (x * decoder_output - nn.functional.softplus(decoder_output)).sum(-1)
+    if config.likelihood in ("bernoulli", "continuous-bernoulli"):
+        bernoulli_form = (x * decoder_output - nn.functional.softplus(decoder_output)).sum(-1)
+        if config.likelihood == "bernoulli":
+            return bernoulli_form
+        normalizer = dist.ContinuousBernoulli(logits=decoder_output)._cont_bern_log_norm()
+        return bernoulli_form + normalizer.sum(-1)
     scale = config.normal_scale
     mean = torch.sigmoid(decoder_output)
     log_norm = torch.log(torch.tensor(scale)) + 0.5 * torch.log(torch.tensor(2 * torch.pi))
@@ -111,5 +130,5 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z, y] in [0, 1]: sigmoid of the decoder output for both likelihoods."""
-        return torch.sigmoid(self.decoder(z, self.condition(y)))
+        """E[x | z, y] in [0, 1], the likelihood's mean (see ``pixel_mean``)."""
+        return pixel_mean(self.decoder(z, self.condition(y)), self.config)

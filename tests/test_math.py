@@ -50,7 +50,7 @@ def test_gaussian_kl_is_zero_at_the_prior_and_has_the_squared_mean():
     assert gaussian_kl(-torch.ones(1, 4), torch.ones(1, 4)).item() == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "normal", "continuous-bernoulli"])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_hand_reconstruction_matches_pyro_log_prob(likelihood, conditional):
     vae = small_vae(likelihood=likelihood, conditional=conditional)
@@ -61,7 +61,7 @@ def test_hand_reconstruction_matches_pyro_log_prob(likelihood, conditional):
     torch.testing.assert_close(trace.nodes["x"]["fn"].log_prob(x), by_hand, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "normal"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "normal", "continuous-bernoulli"])
 @pytest.mark.parametrize("conditional", [False, True])
 def test_mean_field_loss_is_hand_reconstruction_plus_hand_kl(likelihood, conditional):
     """With the seed fixed, TraceMeanField_ELBO draws the same z as a traced guide does; its loss must
