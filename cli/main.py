@@ -10,6 +10,7 @@ import click
 from pyro_vae.errors import PyroVAEError
 from pyro_vae.training import TrainingInterrupted
 
+from .compare import compare_command
 from .evaluate import evaluate_command
 from .sample import sample_command
 from .train import train_command
@@ -26,6 +27,7 @@ def cli():
 cli.add_command(train_command)
 cli.add_command(sample_command)
 cli.add_command(evaluate_command)
+cli.add_command(compare_command)
 
 
 def _one_line(message, limit: int = 400) -> str:

@@ -4,22 +4,27 @@
     run = train(Config(epochs=5, conditional=True))
     fives = run.sample(n=16, digit=5)            # (16, 28, 28) in [0, 1]
     run = load_run(run.path)                      # later, from its directory
+    print(evaluate(run, k=1000).log_likelihood)    # IWAE bound on log p(x|y), nats per image
 
 Modules: ``config`` (the one dataclass of hyper-parameters), ``data`` (MNIST as device tensors),
 ``networks`` (encoder, decoder), ``model`` (Pyro model and guide, closed-form KL), ``inference``
 (SVI and the ELBO), ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
-``sampling``.
+``sampling``, ``evaluation`` (ELBO parts, IWAE), ``rng`` (generator states for exact resume).
 """
 
 from .config import Config
 from .errors import PyroVAEError
+from .evaluation import Evaluation, evaluate
 from .model import VAE, gaussian_kl
 from .runs import Run, latest_run, load_run
 from .sampling import sample_images, save_images
-from .training import train
+from .training import resume, train
 
 __all__ = [
     "Config",
+    "Evaluation",
+    "evaluate",
+    "resume",
     "PyroVAEError",
     "VAE",
     "Run",

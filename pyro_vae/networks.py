@@ -3,8 +3,9 @@
 Both take an optional condition (the one-hot digit label of the conditional VAE). The condition is
 concatenated to the input *and* to every hidden layer's input: a decoder that sees the label only once,
 at its input, learns early in training to read the class from z instead, and z ~ N(0, I) then draws
-whatever digit that region of latent space holds. Giving every layer the label directly makes y the
-cheapest route to the class (see README, "Why the conditional VAE draws the digit you ask for").
+whatever digit that region of latent space holds. Giving every layer the label directly (scaled by
+``Config.label_scale``, see ``VAE.condition``) makes y the cheapest route to the class (README, "Why
+the conditional VAE draws the digit you ask for").
 """
 
 from __future__ import annotations

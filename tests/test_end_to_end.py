@@ -107,3 +107,34 @@ def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, clas
     # the training log's last test ELBO is a one-sample estimate of the same bound
     last = json.loads((cvae_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert abs(last["test_elbo"] - figures["elbo"]) < 1.0
+
+
+def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data_root):
+    out = tmp_path / "compare"
+    arguments = ["compare", "--likelihoods", "bernoulli,continuous-bernoulli", "--epochs", "1",
+                 "--hidden-dims", "64", "--z-dim", "4", "--k", "5", "--device", "cpu", "--out", out]
+    result = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    assert result.returncode == 0, result.stderr
+    records = json.loads((out / "compare.json").read_text())
+    assert [r["variant"] for r in records] == ["bernoulli-analytic", "continuous-bernoulli-analytic"]
+    bernoulli, continuous = records
+    assert bernoulli["log_likelihood"] < 0 and 0 < bernoulli["bits_per_dim"] < 1  # binary pixels
+    assert continuous["log_likelihood_dequantized"] is not None and 0 < continuous["bits_per_dim"] < 8
+    table = (out / "compare.md").read_text()
+    assert "bernoulli-analytic" in table and "compare with neither" in table
+    with Image.open(out / "compare.png") as image:
+        assert image.size[0] > 400 and np.asarray(image.convert("L")).std() > 10
+    again = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    assert again.returncode == 0 and again.stdout.count("reusing") == 2, again.stdout
+
+
+def test_the_committed_default_vae_loads_and_samples(tmp_path):
+    """results/default-vae is the run the README reports; the current code must still load it."""
+    from conftest import REPO
+
+    run = load_run(REPO / "results" / "default-vae", device="cpu")
+    assert run.config == Config.load_json(REPO / "results" / "default-vae" / "config.json")
+    images = run.sample(n=16, seed=0)
+    assert images.shape == (16, 28, 28) and images.std() > 0.1
+    result = run_cli("sample", "--run", REPO / "results" / "default-vae", "--n", "16", "--out", tmp_path / "s.npy")
+    assert result.returncode == 0, result.stderr
