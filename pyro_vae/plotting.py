@@ -23,22 +23,26 @@ def sample_grid(images, columns: int):
 
 
 def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
-    """Top: test ELBO per epoch per variant. Bottom: a grid of 36 prior samples per variant."""
-    figure = plt.figure(figsize=(4 * max(2, len(runs)), 8), constrained_layout=True)
+    """Top: test ELBO per epoch, one panel per likelihood (their nats do not compare).
+    Bottom: a grid of 36 prior samples per variant, titled with its bits per dimension."""
+    likelihoods = list(dict.fromkeys(record["likelihood"] for record in records))
+    figure = plt.figure(figsize=(4 * max(2, len(runs), len(likelihoods)), 8), constrained_layout=True)
     top, bottom = figure.subfigures(2, 1, height_ratios=[1, 1.2])
-    axis = top.subplots()
+    curves = dict(zip(likelihoods, top.subplots(1, len(likelihoods), squeeze=False)[0]))
     for run, record in zip(runs, records):
+        axis = curves[record["likelihood"]]
         epochs = [m["epoch"] for m in run.metrics]
-        axis.plot(epochs, [m["test_elbo"] for m in run.metrics], marker="o", label=record["variant"])
-    axis.set_xlabel("epoch")
-    axis.set_ylabel("test ELBO (nats per image)")
-    axis.set_title("Test ELBO per epoch (nats of different likelihoods do not compare)")
-    axis.legend()
+        axis.plot(epochs, [m["test_elbo"] for m in run.metrics], marker=".", label=record["variant"])
+    for likelihood, axis in curves.items():
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("test ELBO (nats per image)")
+        axis.set_title(f"{likelihood} likelihood")
+        axis.legend()
     panels = bottom.subplots(1, len(runs), squeeze=False)[0]
     for panel, run, record in zip(panels, runs, records):
         panel.imshow(sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6), cmap="gray", vmin=0, vmax=1)
         panel.set_title(f"{record['variant']}\n{record['bits_per_dim']:.3f} bits/dim")
         panel.axis("off")
-    figure.suptitle("pyro-vae compare: " + ", ".join(r["variant"] for r in records))
+    figure.suptitle("pyro-vae compare: test ELBO per epoch (top) and prior samples (bottom)")
     figure.savefig(path, dpi=100)
     plt.close(figure)
