@@ -9,7 +9,7 @@ from pathlib import Path
 from .checkpoint import CHECKPOINT_NAME
 from .config import Config, replace
 from .evaluation import evaluate
-from .runs import load_run
+from .runs import load_run, read_metrics
 from .training import train
 
 UNITS = {
@@ -55,7 +55,7 @@ def _finished(run_dir: Path, config: Config) -> bool:
     if not (run_dir / CHECKPOINT_NAME).exists():
         return False
     try:
-        return Config.load_json(run_dir / "config.json") == config and len(load_run(run_dir, "cpu").metrics) == config.epochs
+        return Config.load_json(run_dir / "config.json") == config and len(read_metrics(run_dir)) == config.epochs
     except Exception:
         return False
 

@@ -51,10 +51,10 @@ class MNISTData:
     test: Split  # already binarized once, with a fixed seed, when the likelihood is Bernoulli
     binarize_train: bool  # draw fresh binary pixels every epoch (dynamic binarization)
 
-    def train_epoch(self, generator: torch.Generator | None = None) -> torch.Tensor:
+    def train_epoch(self) -> torch.Tensor:
         """The training images for one epoch: freshly binarized for Bernoulli, else as stored."""
         if self.binarize_train:
-            return torch.bernoulli(self.train.images, generator=generator)
+            return torch.bernoulli(self.train.images)  # the global generator, so resume replays it
         return self.train.images
 
 
@@ -114,10 +114,10 @@ def load_mnist(
     return MNISTData(train=train, test=test, binarize_train=binarize)
 
 
-def batches(num_items: int, batch_size: int, device: torch.device, shuffle: bool, generator=None):
+def batches(num_items: int, batch_size: int, device: torch.device, shuffle: bool):
     """Index tensors that cover ``range(num_items)`` in order or in a fresh random order."""
     if shuffle:
-        order = torch.randperm(num_items, device=device, generator=generator)
+        order = torch.randperm(num_items, device=device)
     else:
         order = torch.arange(num_items, device=device)
     return order.split(batch_size)
