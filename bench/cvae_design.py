@@ -46,7 +46,7 @@ def main() -> None:
     for name in args.variants:
         config = Config(conditional=True, epochs=args.epochs, device="cpu", data_dir=args.data_dir, **VARIANTS[name])
 
-        def report(record, vae, name=name):
+        def report(record, vae, run_dir, name=name):
             per_digit = digit_accuracy(classifier, vae)
             row = {"variant": name, "epoch": record["epoch"], "test_elbo": record["test_elbo"],
                    "digit_accuracy": sum(per_digit) / 10, "per_digit": per_digit,

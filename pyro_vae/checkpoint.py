@@ -69,7 +69,9 @@ def load_checkpoint(path: Path, map_location=None) -> dict:
 
 def config_from_checkpoint(state: dict, path: Path) -> Config:
     try:
-        return Config.from_dict(dict(state["config"]))
+        values = dict(state["config"])
+        values.setdefault("fast", False)  # written before the fast path: its optimizer state is SVI's
+        return Config.from_dict(values)
     except (KeyError, TypeError, PyroVAEError) as error:
         raise PyroVAEError(f"{path} holds no usable configuration: {error}") from None
 

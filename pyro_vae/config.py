@@ -12,6 +12,7 @@ from .errors import PyroVAEError
 LIKELIHOODS = ("bernoulli", "normal", "continuous-bernoulli")
 ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
+DATASETS = ("mnist", "fashion-mnist")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 
 
@@ -26,6 +27,8 @@ class Config:
     z_dim: int = 32
     hidden_dims: tuple[int, ...] = (512, 512)
     activation: str = "elu"  # of the hidden layers; ELU learned fastest (bench/activations.py)
+    # the data: "mnist" or "fashion-mnist" (Debian's dataset-fashion-mnist, or --data-dir)
+    dataset: str = "mnist"
     # the probabilistic model
     likelihood: str = "bernoulli"  # "bernoulli" (binarized pixels), "normal" or "continuous-bernoulli" (grey)
     normal_scale: float = 0.1  # fixed std of the Normal likelihood, in pixel units
@@ -33,6 +36,9 @@ class Config:
     conditional: bool = False  # one-hot digit label fed to encoder and decoder
     label_every_layer: bool = True  # conditional only: the label enters every layer, not just the input
     label_scale: float = 30.0  # conditional only: the networks see label_scale * one_hot(y)
+    # how fast: Pyro's ELBO with one foreach torch Adam and validation off in the loop (False:
+    # pyro.infer.SVI with pyro.optim.Adam, validation on); the same updates (bench/throughput.py)
+    fast: bool = True
     # where things run and live
     device: str = "auto"
     data_dir: str | None = None
@@ -67,6 +73,8 @@ class Config:
             raise PyroVAEError(
                 f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
             )
+        if self.dataset not in DATASETS:
+            raise PyroVAEError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.elbo not in ELBOS:
             raise PyroVAEError(f"unknown ELBO {self.elbo!r}; choose one of {', '.join(ELBOS)}")
 

@@ -7,10 +7,20 @@ in nats per image (negative numbers, higher is better).
   the KL term is a Monte-Carlo estimate.
 - ``TraceMeanField_ELBO`` uses the same reconstruction estimate but the closed-form KL
   (``pyro_vae.model.gaussian_kl``), removing the KL's sampling noise.
+
+Two ways to take a step, the same mathematics (``Config.fast``):
+
+- fast (default): Pyro's ELBO computes the loss and its gradients (``loss_and_grads``); one
+  ``torch.optim.Adam`` over all the networks' parameters, its multi-tensor (foreach) kernel, steps
+  them; Pyro's argument validation is off inside the training loop.
+- classic: ``pyro.infer.SVI`` with ``pyro.optim.Adam``, which captures the parameters in a trace and
+  keeps one torch Adam per parameter tensor, with validation on. Adam is elementwise, so both update
+  the weights alike; the classic step spends its extra time in Python (bench/throughput.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pyro
@@ -29,9 +39,51 @@ def make_elbo(config: Config):
     return TraceMeanField_ELBO() if config.elbo == "analytic" else Trace_ELBO()
 
 
-def make_svi(vae: VAE, config: Config) -> SVI:
-    optimizer = Adam({"lr": config.learning_rate})
-    return SVI(vae.model, vae.guide, optimizer, loss=make_elbo(config))
+class ClassicSVI(SVI):
+    """``pyro.infer.SVI`` with ``pyro.optim.Adam``, and the optimizer state under torch's names."""
+
+    def __init__(self, vae: VAE, config: Config):
+        super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=make_elbo(config))
+
+    def state_dict(self) -> dict:
+        return self.optim.get_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optim.set_state(state)
+
+    def hot_path(self):
+        return contextlib.nullcontext()
+
+
+class FastSVI:
+    """SVI's step without its per-step parameter capture: the parameters are known up front (the
+    networks'), so Pyro's ELBO computes loss and gradients and one foreach Adam steps them all."""
+
+    def __init__(self, vae: VAE, config: Config):
+        self.model, self.guide = vae.model, vae.guide
+        self.loss = make_elbo(config)
+        self.optim = torch.optim.Adam(vae.parameters(), lr=config.learning_rate, foreach=True)
+
+    def step(self, *args) -> float:
+        loss = self.loss.loss_and_grads(self.model, self.guide, *args)
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+        return loss
+
+    def state_dict(self) -> dict:
+        return self.optim.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optim.load_state_dict(state)
+
+    def hot_path(self):
+        """Validation checks every distribution's arguments each step; a diverged network is still
+        caught, by its non-finite loss."""
+        return pyro.validation_enabled(False)
+
+
+def make_svi(vae: VAE, config: Config) -> FastSVI | ClassicSVI:
+    return FastSVI(vae, config) if config.fast else ClassicSVI(vae, config)
 
 
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
@@ -44,7 +96,7 @@ class NonFiniteLoss(ArithmeticError):
         self.value, self.step = value, step
 
 
-def train_epoch(svi: SVI, vae: VAE, images: torch.Tensor, labels: torch.Tensor, on_step=None):
+def train_epoch(svi: FastSVI | ClassicSVI, vae: VAE, images: torch.Tensor, labels: torch.Tensor, on_step=None):
     """One pass over the training split in shuffled index batches.
 
     Returns (mean ELBO per image, steps taken); stops at the first NaN or infinite loss, since every
@@ -53,21 +105,26 @@ def train_epoch(svi: SVI, vae: VAE, images: torch.Tensor, labels: torch.Tensor, 
     condition = labels_for(vae, labels)
     total_loss = 0.0
     order = batches(images.shape[0], config.batch_size, images.device, shuffle=True)
-    for step, index in enumerate(order):
-        try:
-            loss = svi.step(images[index], None if condition is None else condition[index])
-        except ValueError as error:
-            # Pyro's validation sees a diverged network first, as a distribution parameter
-            # (z_scale, logits) that is NaN, infinite or out of its support.
-            if "invalid values" not in str(error):
-                raise
-            loss = float("nan")
-        if not math.isfinite(loss):
-            raise NonFiniteLoss(loss, step + 1)
-        total_loss += loss
-        if on_step is not None:
-            on_step(step + 1, len(order), -loss / index.shape[0])
+    with svi.hot_path():
+        for step, index in enumerate(order):
+            loss = _step(svi, images[index], None if condition is None else condition[index])
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(loss, step + 1)
+            total_loss += loss
+            if on_step is not None:
+                on_step(step + 1, len(order), -loss / index.shape[0])
     return -total_loss / images.shape[0], len(order)
+
+
+def _step(svi, x, y) -> float:
+    try:
+        return svi.step(x, y)
+    except ValueError as error:
+        # With validation on, Pyro sees a diverged network first, as a distribution parameter
+        # (z_scale, logits) that is NaN, infinite or out of its support.
+        if "invalid values" not in str(error):
+            raise
+        return float("nan")
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .config import Config, replace
-from .data import load_mnist
+from .data import load_dataset
 from .device import resolve_device
 from .errors import PyroVAEError
 from .inference import NonFiniteLoss, evaluate_elbo, make_svi, seed_everything, train_epoch
@@ -47,13 +47,13 @@ def train(
 
     Every epoch appends ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` to ``metrics.jsonl`` and
     rewrites ``checkpoint.pt`` atomically; ``echo`` receives one summary line per epoch (``None``
-    silences it), ``quiet`` turns off the progress bar, and ``on_epoch(record, vae)``, if given, is
+    silences it), ``quiet`` turns off the progress bar, and ``on_epoch(record, vae, run_dir)``, if given, is
     called after each epoch's checkpoint (for notebooks and experiments). ``detect_anomaly`` runs
     autograd's anomaly detection to find where a NaN comes from (slow).
     """
     config.validate()
     device = resolve_device(config.device)
-    data = load_mnist(config.data_dir, device, binarize=config.likelihood == "bernoulli")
+    data = load_dataset(config.dataset, config.data_dir, device, binarize=config.likelihood == "bernoulli")
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)
     seed_everything(config.seed)
@@ -89,14 +89,14 @@ def resume(
     if config.epochs < state["epoch"]:
         raise PyroVAEError(f"--epochs {config.epochs} is fewer than the {state['epoch']} epochs {run_dir} has done")
     target = resolve_device(config.device)
-    data = load_mnist(config.data_dir, target, binarize=config.likelihood == "bernoulli")
+    data = load_dataset(config.dataset, config.data_dir, target, binarize=config.likelihood == "bernoulli")
     config.save_json(run_dir / CONFIG_NAME)
     pyro.clear_param_store()
     vae = VAE(config)
     load_weights(vae, state["model"], checkpoint_path)
     vae.to(target)
     svi = make_svi(vae, config)
-    svi.optim.set_state(state["optimizer"])
+    svi.load_state_dict(state["optimizer"])
     restore_rng_state(state["rng"])
     write_metrics(run_dir, state["metrics"])
     return _fit(run_dir, config, data, vae, svi, state, quiet, echo, on_epoch, detect_anomaly)
@@ -116,7 +116,7 @@ def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detec
                 if echo is not None:
                     echo(_summary(record, config))
                 if on_epoch is not None:
-                    on_epoch(record, vae)
+                    on_epoch(record, vae, run_dir)
     except KeyboardInterrupt:
         raise TrainingInterrupted(run_dir, completed) from None
     except NonFiniteLoss as error:
@@ -148,7 +148,7 @@ def _save(run_dir, config, vae, svi, epoch, step, metrics) -> None:
         "epoch": epoch,
         "step": step,
         "model": vae.state_dict(),
-        "optimizer": svi.optim.get_state(),
+        "optimizer": svi.state_dict(),
         "rng": capture_rng_state(),
         "metrics": metrics,
     }

@@ -140,7 +140,7 @@ def test_a_write_that_fails_part_way_leaves_the_previous_checkpoint_whole(tmp_pa
 def test_a_diverging_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, data_root):
     config = Config(epochs=3, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
 
-    def diverge_after_first_epoch(record, vae):
+    def diverge_after_first_epoch(record, vae, run_dir):
         if record["epoch"] == 1:
             with torch.no_grad():
                 vae.decoder.net.layers[-1].weight.fill_(float("nan"))
