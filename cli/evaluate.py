@@ -7,7 +7,7 @@ import json
 import click
 
 from pyro_vae.classifier import load_or_train_classifier
-from pyro_vae.data import load_mnist
+from pyro_vae.data import load_dataset
 from pyro_vae.evaluation import evaluate
 from pyro_vae.runs import latest_run, load_run
 
@@ -17,15 +17,16 @@ from pyro_vae.runs import latest_run, load_run
 @click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="Importance samples per image for the IWAE bound (--k 1 gives the ELBO).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-dir", help="Folder holding MNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
+@click.option("--data-dir", help="Folder holding MNIST/raw/ or FashionMNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def evaluate_command(run_dir, k, seed, device, data_dir, as_json):
-    """Evaluate RUN (default: the latest run) on the 10,000 MNIST test images, nats per image."""
+    """Evaluate RUN (default: the latest run) on its dataset's 10,000 test images, nats per image."""
     run = load_run(run_dir or latest_run(), device=device)
     classifier = None
     if run.config.conditional:
-        train_split = load_mnist(data_dir or run.config.data_dir, run.device, binarize=False).train
-        classifier = load_or_train_classifier(train_split, echo=None if as_json else click.echo)
+        train_split = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).train
+        echo = None if as_json else click.echo
+        classifier = load_or_train_classifier(train_split, echo=echo, dataset=run.config.dataset)
     result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))

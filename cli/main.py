@@ -1,4 +1,4 @@
-"""``pyro-vae``: train and sample from the command line."""
+"""``pyro-vae``: train, sample, evaluate, compare, plot and list runs from the command line."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from pyro_vae.training import TrainingInterrupted
 
 from .compare import compare_command
 from .evaluate import evaluate_command
+from .plot import plot_command
+from .runs import runs_command
 from .sample import sample_command
 from .train import train_command
 
@@ -28,6 +30,8 @@ cli.add_command(train_command)
 cli.add_command(sample_command)
 cli.add_command(evaluate_command)
 cli.add_command(compare_command)
+cli.add_command(plot_command)
+cli.add_command(runs_command)
 
 
 def _one_line(message, limit: int = 400) -> str:

@@ -1,22 +1,24 @@
-"""pyro-vae: a variational autoencoder and a conditional VAE on MNIST, in Pyro.
+"""pyro-vae: a variational autoencoder and a conditional VAE on MNIST and Fashion-MNIST, in Pyro.
 
-    from pyro_vae import Config, train, load_run
+    from pyro_vae import Config, train, load_run, evaluate, plot_run
     run = train(Config(epochs=5, conditional=True))
     fives = run.sample(n=16, digit=5)            # (16, 28, 28) in [0, 1]
     run = load_run(run.path)                      # later, from its directory
     print(evaluate(run, k=1000).log_likelihood)    # IWAE bound on log p(x|y), nats per image
+    plot_run(run)                                 # PNG figures into the run directory
 
 Modules: ``config`` (the one dataclass of hyper-parameters), ``data`` (MNIST as device tensors),
 ``networks`` (encoder, decoder), ``model`` (Pyro model and guide, closed-form KL), ``inference``
 (SVI and the ELBO), ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
-``sampling``, ``evaluation`` (ELBO parts, IWAE), ``rng`` (generator states for exact resume).
+``sampling``, ``evaluation`` (ELBO parts, IWAE), ``plotting`` (figures), ``rng`` (generator
+states for exact resume).
 """
 
 from .config import Config
 from .errors import PyroVAEError
 from .evaluation import Evaluation, evaluate
 from .model import VAE, gaussian_kl
-from .runs import Run, latest_run, load_run
+from .runs import Run, latest_run, list_runs, load_run
 from .sampling import sample_images, save_images
 from .training import resume, train
 
@@ -30,8 +32,19 @@ __all__ = [
     "Run",
     "gaussian_kl",
     "latest_run",
+    "list_runs",
     "load_run",
+    "plot_run",
     "sample_images",
     "save_images",
     "train",
 ]
+
+
+def __getattr__(name: str):
+    """``plot_run`` loads matplotlib, so it is imported on first use, not with the package."""
+    if name == "plot_run":
+        from .plotting import plot_run
+
+        return plot_run
+    raise AttributeError(f"module 'pyro_vae' has no attribute {name!r}")

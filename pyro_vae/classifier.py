@@ -59,19 +59,19 @@ def digit_accuracy(classifier: nn.Module, vae, samples_per_digit: int = 200, see
     ]
 
 
-def classifier_cache_path():
+def classifier_cache_path(dataset: str = "mnist"):
     from .data import default_cache_dir
 
-    return default_cache_dir() / "classifier" / "mnist-cnn.pt"
+    return default_cache_dir() / "classifier" / f"{dataset}-cnn.pt"
 
 
-def load_or_train_classifier(train: Split, echo=None) -> nn.Module:
-    """The classifier that ships with the tool: trained on the MNIST training split on first use,
-    then loaded from the per-user cache (weights only, written atomically)."""
+def load_or_train_classifier(train: Split, echo=None, dataset: str = "mnist") -> nn.Module:
+    """The classifier that ships with the tool: trained on the dataset's training split on first
+    use, then loaded from the per-user cache (weights only, written atomically)."""
     from .checkpoint import load_checkpoint, load_weights, save_checkpoint
     from .errors import PyroVAEError
 
-    path = classifier_cache_path()
+    path = classifier_cache_path(dataset)
     classifier = make_classifier()
     if path.exists():
         try:
@@ -80,7 +80,7 @@ def load_or_train_classifier(train: Split, echo=None) -> nn.Module:
         except (PyroVAEError, KeyError):
             pass  # a damaged cache is simply rebuilt
     if echo is not None:
-        echo(f"training the digit classifier once (cached in {path})")
+        echo(f"training the {dataset} classifier once (cached in {path})")
     classifier = train_classifier(train)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, {"model": {k: v.cpu() for k, v in classifier.state_dict().items()}})

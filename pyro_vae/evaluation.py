@@ -22,7 +22,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from .data import IMAGE_PIXELS, batches, load_mnist, one_hot
+from .data import IMAGE_PIXELS, batches, load_dataset, one_hot
 from .errors import PyroVAEError
 from .model import VAE, gaussian_kl, reconstruction_log_likelihood
 from .runs import Run
@@ -143,7 +143,7 @@ def evaluate(
     started = time.perf_counter()
     vae = run.vae.eval()
     binary = run.config.likelihood == "bernoulli"
-    data = load_mnist(data_dir or run.config.data_dir, run.device, binarize=binary)
+    data = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=binary)
     test = data.test
     pyro.set_rng_seed(seed)
     bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test.images, test.labels, k, batch_size)

@@ -9,6 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import torch  # noqa: E402
+
+from .data import one_hot  # noqa: E402
 from .sampling import sample_images  # noqa: E402
 
 
@@ -46,3 +49,217 @@ def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
     figure.suptitle("pyro-vae compare: test ELBO per epoch (top) and prior samples (bottom)")
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+# --- the figures of one run (``pyro-vae plot``, and the end of ``pyro-vae train``) -----------------
+
+FIGURE_DPI = 100
+FIGURE_SIZES = {  # inches; times FIGURE_DPI gives the PNG's pixels
+    "elbo.png": (8, 5),
+    "reconstructions.png": (8, 6.4),
+    "latent.png": (8, 7),
+    "manifold.png": (8, 8.4),
+    "interpolations.png": (8, 7.4),
+    "style.png": (8, 7.6),
+}
+PAIRS_TO_INTERPOLATE = 8
+INTERPOLATION_STEPS = 10
+MANIFOLD_SIDE = 20
+
+
+def caption(run) -> str:
+    """One line naming the run and the settings that shape its pictures."""
+    config = run.config
+    kind = "conditional VAE" if config.conditional else "VAE"
+    done = run.metrics[-1]["epoch"] if run.metrics else 0
+    return (
+        f"run {run.path.name}: {kind} on {config.dataset}, {config.likelihood} likelihood, "
+        f"{config.elbo} ELBO, z={config.z_dim}, hidden {','.join(map(str, config.hidden_dims))}, "
+        f"{done} epochs, seed {config.seed}"
+    )
+
+
+def _new_figure(run, title: str, name: str):
+    figure = plt.figure(figsize=FIGURE_SIZES[name], dpi=FIGURE_DPI, constrained_layout=True)
+    figure.suptitle(title)
+    figure.supxlabel(caption(run), fontsize=8, color="0.3")
+    return figure
+
+
+def _save(figure, path: Path) -> Path:
+    figure.savefig(path, dpi=FIGURE_DPI, metadata={"Software": None})
+    plt.close(figure)
+    return path
+
+
+def _image_axis(axis, image, xlabel: str, ylabel: str, yticks=None, xticks=None):
+    axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_xticks(*(xticks or ([], [])))
+    axis.set_yticks(*(yticks or ([], [])))
+
+
+def _row_ticks(labels) -> tuple[list[float], list[str]]:
+    """Tick positions at the middle of each 28-pixel image row."""
+    return [28 * index + 13.5 for index in range(len(labels))], [str(label) for label in labels]
+
+
+def elbo_figure(run, path: Path) -> Path:
+    """Train and test ELBO per epoch (nats per image)."""
+    figure = _new_figure(run, "ELBO per epoch", "elbo.png")
+    axis = figure.add_subplot()
+    epochs = [record["epoch"] for record in run.metrics]
+    axis.plot(epochs, [record["train_elbo"] for record in run.metrics], marker=".", label="train (running mean)")
+    axis.plot(epochs, [record["test_elbo"] for record in run.metrics], marker=".", label="test")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("ELBO (nats per image, higher is better)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return _save(figure, path)
+
+
+@torch.no_grad()
+def reconstruction_figure(run, test, path: Path, generator, pairs: int = 4, columns: int = 12) -> Path:
+    """Rows of test images, each above its reconstruction E[x | z = z_loc(x)]."""
+    index = torch.randperm(len(test), generator=generator)[: pairs * columns].to(test.images.device)
+    x = test.images[index]
+    z_loc, y = _encode(run, x, test.labels[index])
+    reconstruction = run.vae.decode_mean(z_loc, y)
+    rows = []
+    for pair in range(pairs):
+        rows += [x[pair * columns : (pair + 1) * columns], reconstruction[pair * columns : (pair + 1) * columns]]
+    images = torch.cat(rows).reshape(-1, 28, 28).cpu()
+    figure = _new_figure(run, "Test images (odd rows) and their reconstructions (even rows)", "reconstructions.png")
+    labels = [name for _ in range(pairs) for name in ("test", "recon.")]
+    xlabel = "reconstruction: the decoder's mean at z = E[z|x], the posterior mean"
+    _image_axis(figure.add_subplot(), sample_grid(images, columns), xlabel, "", yticks=_row_ticks(labels))
+    return _save(figure, path)
+
+
+def _encode(run, x, labels):
+    """(z_loc, y): the posterior means of ``x`` and the one-hot labels (None for a plain VAE)."""
+    y = one_hot(labels) if run.config.conditional else None
+    return run.vae.encoder(x, run.vae.condition(y))[0], y
+
+
+@torch.no_grad()
+def latent_figure(run, test, path: Path) -> Path:
+    """The test set's latent means in 2-D, coloured by class: z itself when z_dim == 2, else the
+    first two principal components of the means (with the share of variance they explain)."""
+    from .data import class_names
+
+    batches = zip(test.images.split(1000), test.labels.split(1000))
+    z_loc = torch.cat([_encode(run, x, labels)[0] for x, labels in batches]).cpu()
+    if z_loc.shape[1] == 2:
+        points, xlabel, ylabel, how = z_loc, "z_1", "z_2", "the 2-D latent itself"
+    else:
+        centred = z_loc - z_loc.mean(0)
+        _, singular, directions = torch.linalg.svd(centred, full_matrices=False)
+        points = centred @ directions[:2].T
+        share = (singular[:2] ** 2 / (singular**2).sum()).tolist()
+        xlabel, ylabel = f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%} of variance)"
+        how = f"PCA of the {z_loc.shape[1]}-D latent means"
+    figure = _new_figure(run, f"Test-set latent means E[z|x], {how}", "latent.png")
+    axis = figure.add_subplot()
+    colours = plt.get_cmap("tab10")
+    scatter = axis.scatter(points[:, 0], points[:, 1], c=test.labels.cpu(), cmap=colours, vmin=-0.5, vmax=9.5, s=2, alpha=0.6)
+    colour_bar = figure.colorbar(scatter, ax=axis, ticks=range(10))
+    colour_bar.ax.set_yticklabels(class_names(run.config.dataset))
+    colour_bar.set_label("class")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    return _save(figure, path)
+
+
+@torch.no_grad()
+def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
+    """2-D latent only: decoder means over a side x side grid of prior quantiles 0.05..0.95,
+    z = Phi^-1(q); a conditional run shows its first class."""
+    quantiles = torch.linspace(0.05, 0.95, side)
+    values = torch.distributions.Normal(0.0, 1.0).icdf(quantiles)
+    z_1, z_2 = torch.meshgrid(values, values.flip(0), indexing="xy")
+    z = torch.stack([z_1.reshape(-1), z_2.reshape(-1)], dim=1).to(run.device)
+    condition = None
+    if run.config.conditional:
+        condition = one_hot(torch.zeros(z.shape[0], dtype=torch.int64, device=run.device))
+    images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
+    figure = _new_figure(run, "Decoded manifold over prior quantiles of the 2-D latent", "manifold.png")
+    ticks = [28 * i + 13.5 for i in range(0, side, 4)]
+    _image_axis(
+        figure.add_subplot(), sample_grid(images, side), "z_1 (prior quantile)", "z_2 (prior quantile)",
+        xticks=(ticks, [f"{quantiles[i]:.2f}" for i in range(0, side, 4)]),
+        yticks=(ticks, [f"{quantiles.flip(0)[i]:.2f}" for i in range(0, side, 4)]),
+    )  # fmt: skip
+    return _save(figure, path)
+
+
+@torch.no_grad()
+def interpolation_figure(run, test, path: Path, generator) -> Path:
+    """Decoder means along straight lines z = (1 - t) z_loc(a) + t z_loc(b) between pairs of test
+    images: different classes for a VAE; the same class (and label) for a conditional VAE."""
+    first = torch.randperm(len(test), generator=generator)[:PAIRS_TO_INTERPOLATE]
+    labels = test.labels.cpu()
+    second = []
+    for start in first.tolist():
+        wanted = (labels == labels[start]) if run.config.conditional else (labels != labels[start])
+        candidates = torch.nonzero(wanted).squeeze(1)
+        second.append(candidates[torch.randint(len(candidates), (1,), generator=generator)].item())
+    ends = torch.stack([first, torch.tensor(second)]).to(test.images.device)  # (2, pairs)
+    labels_first = test.labels[ends[0]]
+    z_loc = [_encode(run, test.images[end], labels_first)[0] for end in ends]
+    t = torch.linspace(0, 1, INTERPOLATION_STEPS, device=z_loc[0].device).reshape(1, -1, 1)
+    z = ((1 - t) * z_loc[0][:, None] + t * z_loc[1][:, None]).reshape(-1, run.config.z_dim)
+    condition = None
+    if run.config.conditional:
+        condition = one_hot(labels_first.repeat_interleave(INTERPOLATION_STEPS))
+    images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
+    figure = _new_figure(run, "Latent interpolations between pairs of test images", "interpolations.png")
+    steps = [28 * i + 13.5 for i in range(INTERPOLATION_STEPS)]
+    _image_axis(
+        figure.add_subplot(), sample_grid(images, INTERPOLATION_STEPS), "t (0: first image's z, 1: second's)", "pair",
+        xticks=(steps, [f"{value:.2f}" for value in t.flatten().tolist()]),
+        yticks=_row_ticks([f"{labels[a].item()}→{labels[b].item()}" for a, b in zip(first.tolist(), second)]),
+    )  # fmt: skip
+    return _save(figure, path)
+
+
+@torch.no_grad()
+def style_figure(run, path: Path, generator, columns: int = 12) -> Path:
+    """Conditional only: one row per class, the same z ~ N(0, I) down each column, so a column
+    holds one style and a row one class."""
+    from .data import NUM_CLASSES, class_names
+
+    z = torch.randn(columns, run.config.z_dim, generator=generator).to(run.device)
+    z = z.repeat(NUM_CLASSES, 1)
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(columns)
+    condition = one_hot(labels.to(run.device))
+    images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
+    figure = _new_figure(run, "Style held, class changed: the same z down each column", "style.png")
+    _image_axis(
+        figure.add_subplot(), sample_grid(images, columns), "z ~ N(0, I), one draw per column", "class",
+        yticks=_row_ticks(class_names(run.config.dataset)),
+    )  # fmt: skip
+    return _save(figure, path)
+
+
+def plot_run(run, out_dir: Path | None = None, seed: int = 0, data_dir: str | None = None) -> list[Path]:
+    """Every figure of ``run`` as PNG files in ``out_dir`` (default: the run directory); the same
+    ``seed`` gives the same pictures. Returns the paths written."""
+    from .data import load_dataset
+
+    out_dir = Path(out_dir or run.path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = run.config
+    data = load_dataset(config.dataset, data_dir or config.data_dir, run.device, binarize=config.likelihood == "bernoulli")
+    generator = torch.Generator().manual_seed(seed)
+    run.vae.eval()
+    paths = [] if not run.metrics else [elbo_figure(run, out_dir / "elbo.png")]
+    paths.append(reconstruction_figure(run, data.test, out_dir / "reconstructions.png", generator))
+    paths.append(latent_figure(run, data.test, out_dir / "latent.png"))
+    if config.z_dim == 2:
+        paths.append(manifold_figure(run, out_dir / "manifold.png"))
+    paths.append(interpolation_figure(run, data.test, out_dir / "interpolations.png", generator))
+    if config.conditional:
+        paths.append(style_figure(run, out_dir / "style.png", generator))
+    return paths

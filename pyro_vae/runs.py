@@ -117,3 +117,33 @@ def _is_conditional(run_dir: Path) -> bool:
         return bool(json.loads((run_dir / CONFIG_NAME).read_text()).get("conditional"))
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def list_runs(root: Path | None = None) -> list[dict]:
+    """One summary per run directory under ``root`` (default: the runs root), oldest first, read
+    from config.json and metrics.jsonl only (no weights are loaded). Folders without a readable
+    config.json are not runs and are left out."""
+    root = Path(root or runs_root())
+    summaries = []
+    for run_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            config = Config.load_json(run_dir / CONFIG_NAME)
+            metrics = read_metrics(run_dir)
+        except (OSError, ValueError, TypeError, PyroVAEError):
+            continue
+        checkpoint = run_dir / CHECKPOINT_NAME
+        stamp = (checkpoint if checkpoint.exists() else run_dir / CONFIG_NAME).stat().st_mtime
+        test_elbos = [record["test_elbo"] for record in metrics]
+        summaries.append({
+            "name": run_dir.name,
+            "path": str(run_dir),
+            "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)),
+            "dataset": config.dataset,
+            "likelihood": config.likelihood,
+            "elbo": config.elbo,
+            "conditional": config.conditional,
+            "epochs_done": metrics[-1]["epoch"] if metrics else 0,
+            "epochs": config.epochs,
+            "best_test_elbo": max(test_elbos) if test_elbos else None,
+        })  # fmt: skip
+    return sorted(summaries, key=lambda summary: (summary["date"], summary["name"]))
