@@ -5,6 +5,9 @@ Sections (each on by default; --only picks some):
            classic SVI) against a plain PyTorch loop with the same networks, loss, Adam, batches
            and binarized images. Variants take turns epoch by epoch, so drifts in machine speed hit
            all alike; median of --epochs timed epochs after --warmup.
+  overhead Pyro's fixed cost per step, apart from arithmetic: milliseconds per step of the fast step
+           and of the plain loop on a tiny network (784-8-2, batch 4), where almost nothing is
+           computed.
   process  The whole `pyro-vae train` process (start-up, data, per-epoch test ELBO, checkpoints)
            against bench/plain_vae.py doing the same, --process-epochs epochs each, alternating.
   evaluate Seconds per 1,000 test images for ELBO + IWAE (k=1000) of the trained 784-400-50 VAE.
@@ -104,6 +107,36 @@ def time_steps(args, data) -> dict:
         for name, times in seconds.items()
     }
     return figures, variants["pyro-vae"][0]
+
+
+def time_overhead(args, steps: int = 2000) -> dict:
+    tiny = Config(hidden_dims=(8,), z_dim=2, device=args.device)
+    x = binarize(torch.rand(4, 784, device=args.device))
+    pyro.clear_param_store()
+    vae = VAE(tiny).to(args.device)
+    svi = make_svi(vae, tiny)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3, foreach=True)
+
+    def pyro_step():
+        with svi.hot_path():
+            svi.step(x, None)
+
+    def plain_step():
+        loss = plain_vae.negative_elbo(vae.encoder, vae.decoder, x)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss.item()
+
+    milliseconds = {}
+    for name, step in (("pyro-vae", pyro_step), ("plain PyTorch", plain_step)):
+        for _ in range(200):
+            step()
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        milliseconds[name] = (time.perf_counter() - started) * 1000 / steps
+    return {"ms_per_step": milliseconds, "pyro_overhead_ms": milliseconds["pyro-vae"] - milliseconds["plain PyTorch"]}
 
 
 def synchronize(device: str) -> None:
@@ -218,10 +251,10 @@ def main() -> None:
     parser.add_argument("--quality-limit", type=float, default=900.0, help="seconds before giving up")
     parser.add_argument("--jit", action="store_true", help="also time the fast step with JitTraceMeanField_ELBO")
     parser.add_argument("--pyro-example", help="folder holding a copy of Pyro's examples/vae (vae.py, utils/)")
-    parser.add_argument("--only", nargs="+", choices=["steps", "process", "evaluate", "quality"])
+    parser.add_argument("--only", nargs="+", choices=["steps", "overhead", "process", "evaluate", "quality"])
     parser.add_argument("--data-dir")
     args = parser.parse_args()
-    sections = set(args.only or ["steps", "process", "evaluate", "quality"])
+    sections = set(args.only or ["steps", "overhead", "process", "evaluate", "quality"])
     record = {"machine": machine(args.device), "device": args.device, "batch_size": args.batch_size,
               "network": "784-400-50 (ELU)", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
     data = load_mnist(args.data_dir, torch.device(args.device), binarize=True)
@@ -232,6 +265,9 @@ def main() -> None:
         for name, figures in record["steps"].items():
             print(f"  {name:20s} {figures['median_seconds_per_epoch']:6.2f} s/epoch  "
                   f"{figures['images_per_second']:8.0f} images/s  {figures['ratio_to_floor']:.3f}x the floor")  # fmt: skip
+    if "overhead" in sections:
+        record["overhead"] = time_overhead(args)
+        print(f"overhead: {record['overhead']}", flush=True)
     if "evaluate" in sections:
         record["evaluate"] = time_evaluate(args, trained, data)
         print(f"evaluate: {record['evaluate']}", flush=True)

@@ -15,7 +15,7 @@ from .evaluate import evaluate_command
 from .plot import plot_command
 from .runs import runs_command
 from .sample import sample_command
-from .train import train_command
+from .train import PlottingInterrupted, train_command
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
             f"pyro-vae: interrupted; {kept}. Resume with: pyro-vae train --resume {stop.run_dir}",
             err=True,
         )
+        sys.exit(EXIT_INTERRUPTED)
+    except PlottingInterrupted as stop:
+        click.echo(f"pyro-vae: {stop}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         click.echo("pyro-vae: interrupted", err=True)

@@ -65,9 +65,17 @@ def train_command(out, quiet, hidden_dims, resume_dir, detect_anomaly, no_plot, 
     if not no_plot:
         from pyro_vae.plotting import plot_run  # matplotlib loads only when it is needed
 
-        figures = plot_run(run)
+        try:
+            figures = plot_run(run)
+        except KeyboardInterrupt:
+            raise PlottingInterrupted(f"interrupted while plotting; the run is complete in {run.path} "
+                                      f"and `pyro-vae plot {run.path}` draws its figures") from None  # fmt: skip
         click.echo(f"figures: {', '.join(path.name for path in figures)} (pyro-vae plot {run.path})")
     click.echo(f"run saved in {run.path}")
+
+
+class PlottingInterrupted(Exception):
+    """Ctrl-C after training finished, while the figures were being drawn."""
 
 
 class TensorBoardLogger:

@@ -69,9 +69,7 @@ def load_checkpoint(path: Path, map_location=None) -> dict:
 
 def config_from_checkpoint(state: dict, path: Path) -> Config:
     try:
-        values = dict(state["config"])
-        values.setdefault("fast", False)  # written before the fast path: its optimizer state is SVI's
-        return Config.from_dict(values)
+        return Config.from_dict(dict(state["config"]))
     except (KeyError, TypeError, PyroVAEError) as error:
         raise PyroVAEError(f"{path} holds no usable configuration: {error}") from None
 

@@ -55,7 +55,10 @@ def _finished(run_dir: Path, config: Config) -> bool:
     if not (run_dir / CHECKPOINT_NAME).exists():
         return False
     try:
-        return Config.load_json(run_dir / "config.json") == config and len(read_metrics(run_dir)) == config.epochs
+        existing = Config.load_json(run_dir / "config.json")
+        # the fast and the classic step make the same updates, so either run will do
+        same = replace(existing, fast=config.fast) == config
+        return same and len(read_metrics(run_dir)) == config.epochs
     except Exception:
         return False
 

@@ -87,7 +87,8 @@ class Config:
         unknown = sorted(set(values) - known)
         if unknown:
             raise PyroVAEError(f"unknown configuration keys {unknown}")
-        return cls(**values)
+        # saved before the fast step existed: such a run trained, and resumes, with classic SVI
+        return cls(**{"fast": False, **values})
 
     def save_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
