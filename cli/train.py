@@ -33,6 +33,7 @@ def _default(name: str) -> str:
 @click.option("--conditional", is_flag=True, default=None, help="Train a conditional VAE on the digit labels.")
 @click.option("--label-scale", type=float, help=f"Conditional: the networks see this times the one-hot label [default: {_default('label_scale')}].")
 @click.option("--label-every-layer/--label-input-only", default=None, help="Conditional: feed the label to every layer or only to the input [default: every layer].")
+@click.option("--init-from", type=click.Path(), help="Start from this run's weights (fine-tuning, e.g. with a lower --lr); the network must have the same shape.")
 @click.option("--fast/--no-fast", default=None, help="Fast step (Pyro's ELBO, one foreach torch Adam, validation off in the loop) or pyro.infer.SVI with pyro.optim.Adam [default: fast].")
 @click.option("--device", help=f"auto, cpu, cuda or cuda:N [default: {_default('device')}].")
 @click.option("--data-dir", help="Folder holding MNIST/raw/ [default: $PYRO_VAE_DATA, else ~/.cache/pyro-vae/data].")

@@ -74,7 +74,7 @@ def config_from_checkpoint(state: dict, path: Path) -> Config:
         raise PyroVAEError(f"{path} holds no usable configuration: {error}") from None
 
 
-def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
+def load_weights(module: torch.nn.Module, weights: dict, path: Path, against: str = "its configuration's networks") -> None:
     """Load a state dict, naming the mismatch instead of a shape traceback."""
     own = module.state_dict()
     missing = sorted(set(own) - set(weights))
@@ -94,5 +94,5 @@ def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
             )
             if part
         )
-        raise PyroVAEError(f"{path} does not match its configuration's networks: {details}")
+        raise PyroVAEError(f"{path} does not match {against}: {details}")
     module.load_state_dict(weights)

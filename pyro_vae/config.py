@@ -36,6 +36,9 @@ class Config:
     conditional: bool = False  # one-hot digit label fed to encoder and decoder
     label_every_layer: bool = True  # conditional only: the label enters every layer, not just the input
     label_scale: float = 30.0  # conditional only: the networks see label_scale * one_hot(y)
+    # start from the weights of this run directory (fine-tuning, e.g. with a lower learning rate)
+    # instead of a fresh initialization; the networks must have the same shapes
+    init_from: str | None = None
     # how fast: Pyro's ELBO with one foreach torch Adam and validation off in the loop (False:
     # pyro.infer.SVI with pyro.optim.Adam, validation on); the same updates (bench/throughput.py)
     fast: bool = True

@@ -118,7 +118,7 @@ def train_epoch(svi: FastSVI | ClassicSVI, vae: VAE, images: torch.Tensor, label
 
 def _step(svi, x, y) -> float:
     try:
-        return svi.step(x, y)
+        return svi.step(x) if y is None else svi.step(x, y)  # a traced (JIT) ELBO takes tensors only
     except ValueError as error:
         # With validation on, Pyro sees a diverged network first, as a distribution parameter
         # (z_scale, logits) that is NaN, infinite or out of its support.

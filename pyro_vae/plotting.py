@@ -198,6 +198,9 @@ def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
 def interpolation_figure(run, test, path: Path, generator) -> Path:
     """Decoder means along straight lines z = (1 - t) z_loc(a) + t z_loc(b) between pairs of test
     images: different classes for a VAE; the same class (and label) for a conditional VAE."""
+    from .data import class_names
+
+    names = class_names(run.config.dataset)
     first = torch.randperm(len(test), generator=generator)[:PAIRS_TO_INTERPOLATE]
     labels = test.labels.cpu()
     second = []
@@ -219,7 +222,7 @@ def interpolation_figure(run, test, path: Path, generator) -> Path:
     _image_axis(
         figure.add_subplot(), sample_grid(images, INTERPOLATION_STEPS), "t (0: first image's z, 1: second's)", "pair",
         xticks=(steps, [f"{value:.2f}" for value in t.flatten().tolist()]),
-        yticks=_row_ticks([f"{labels[a].item()}→{labels[b].item()}" for a, b in zip(first.tolist(), second)]),
+        yticks=_row_ticks([f"{names[labels[a]]}→{names[labels[b]]}" for a, b in zip(first.tolist(), second)]),
     )  # fmt: skip
     return _save(figure, path)
 

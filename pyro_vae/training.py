@@ -53,15 +53,27 @@ def train(
     """
     config.validate()
     device = resolve_device(config.device)
+    initial = _initial_weights(config)
+    seed_everything(config.seed)
+    pyro.clear_param_store()
+    vae = VAE(config)
+    if initial is not None:  # before any run directory exists, so a mismatch leaves nothing behind
+        load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for")
+    vae.to(device)
     data = load_dataset(config.dataset, config.data_dir, device, binarize=config.likelihood == "bernoulli")
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)
-    seed_everything(config.seed)
-    pyro.clear_param_store()
-    vae = VAE(config).to(device)
     svi = make_svi(vae, config)
     return _fit(run_dir, config, data, vae, svi, {"epoch": 0, "step": 0, "metrics": []},
                 quiet, echo, on_epoch, detect_anomaly)  # fmt: skip
+
+
+def _initial_weights(config: Config) -> dict | None:
+    """The weights of ``config.init_from``'s checkpoint, read before any run directory is made."""
+    if config.init_from is None:
+        return None
+    path = Path(config.init_from) / CHECKPOINT_NAME
+    return load_checkpoint(path, map_location="cpu").get("model", {})
 
 
 def resume(

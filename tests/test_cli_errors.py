@@ -115,6 +115,12 @@ BAD_INPUTS = {
     "unknown option": (["train", "--epoch", "3"], "--epoch"),
     "evaluate with k=0": (["evaluate", "{vae}", "--k", "0"], "--k"),
     "evaluate a missing run": (["evaluate", "{tmp}/nowhere"], "does not exist"),
+    "unknown dataset": (["train", "--dataset", "cifar10", "--out", "{tmp}/r"], "dataset"),
+    "fine-tune from a missing run": (["train", "--init-from", "{tmp}/nowhere", "--out", "{tmp}/r"], "no checkpoint"),
+    "fine-tune a different network": (["train", "--init-from", "{vae}", "--z-dim", "9", "--hidden-dims", "64",
+                                       "--device", "cpu", "--out", "{tmp}/r"], "does not match"),  # fmt: skip
+    "plot a missing run": (["plot", "{tmp}/nowhere"], "does not exist"),
+    "plot with no runs at all": (["plot"], "no run"),
 }
 
 
@@ -138,3 +144,4 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(
     assert lines[0].startswith("pyro-vae: error:"), lines[0]
     assert expected.lower() in lines[0].lower(), lines[0]
     assert digest(vae_run / "checkpoint.pt") == before
+    assert not (tmp_path / "r").exists(), "a rejected train left a run directory behind"

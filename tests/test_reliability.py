@@ -17,6 +17,7 @@ from conftest import pyro_vae_executable, run_cli
 from pyro_vae import Config, PyroVAEError, train
 from pyro_vae import checkpoint as checkpoint_module
 from pyro_vae.checkpoint import load_checkpoint
+from pyro_vae.config import replace
 from pyro_vae.training import resume
 
 pytestmark = pytest.mark.slow
@@ -154,3 +155,16 @@ def test_a_diverging_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoin
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(tensor).all() for tensor in state["model"].values())
+
+
+def test_init_from_starts_from_the_other_runs_weights(tmp_path, data_root):
+    """Fine-tuning: a run started with init_from has the other run's weights before its first
+    step (a learning rate of 1e-12 leaves them where they were) and records where they came from."""
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    first = train(config, out=tmp_path / "first", quiet=True, echo=None)
+    tuned_config = replace(config, learning_rate=1e-12, init_from=str(first.path), seed=1)
+    tuned = train(tuned_config, out=tmp_path / "tuned", quiet=True, echo=None)
+    for name, value in first.vae.state_dict().items():
+        assert torch.allclose(tuned.vae.state_dict()[name], value, atol=1e-6), name
+    assert abs(tuned.metrics[0]["test_elbo"] - first.metrics[0]["test_elbo"]) < 1.0
+    assert json.loads((tuned.path / "config.json").read_text())["init_from"] == str(first.path)
