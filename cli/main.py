@@ -23,7 +23,7 @@ EXIT_INTERRUPTED = 130
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli():
-    """A variational autoencoder and a conditional VAE on MNIST, in Pyro."""
+    """A variational autoencoder and a conditional VAE on MNIST and Fashion-MNIST, in Pyro."""
 
 
 cli.add_command(train_command)

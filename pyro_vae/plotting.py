@@ -68,14 +68,15 @@ MANIFOLD_SIDE = 20
 
 
 def caption(run) -> str:
-    """One line naming the run and the settings that shape its pictures."""
+    """Two lines naming the run and the settings that shape its pictures."""
     config = run.config
     kind = "conditional VAE" if config.conditional else "VAE"
     done = run.metrics[-1]["epoch"] if run.metrics else 0
+    start = f" from {Path(config.init_from).name}'s weights" if config.init_from else ""
     return (
-        f"run {run.path.name}: {kind} on {config.dataset}, {config.likelihood} likelihood, "
-        f"{config.elbo} ELBO, z={config.z_dim}, hidden {','.join(map(str, config.hidden_dims))}, "
-        f"{done} epochs, seed {config.seed}"
+        f"run {run.path.name}: {kind} on {config.dataset}, {config.likelihood} likelihood, {config.elbo} ELBO\n"
+        f"z={config.z_dim}, hidden {','.join(map(str, config.hidden_dims))}, "
+        f"{done} epochs{start} at lr {config.learning_rate:g}, seed {config.seed}"
     )
 
 
