@@ -14,6 +14,7 @@ ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
 DATASETS = ("mnist", "fashion-mnist")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
+MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
 
 
 @dataclass
@@ -76,10 +77,26 @@ class Config:
             raise PyroVAEError(
                 f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
             )
+        if self.network_parameters() > MAX_PARAMETERS:
+            raise PyroVAEError(
+                f"the encoder and decoder would hold {self.network_parameters():,} parameters, more than "
+                f"{MAX_PARAMETERS:,}; choose smaller hidden_dims or z_dim"
+            )
         if self.dataset not in DATASETS:
             raise PyroVAEError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
         if self.elbo not in ELBOS:
             raise PyroVAEError(f"unknown ELBO {self.elbo!r}; choose one of {', '.join(ELBOS)}")
+
+    def network_parameters(self) -> int:
+        """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
+        label = 10 if self.conditional else 0
+        encoder = [784, *self.hidden_dims, 2 * self.z_dim]
+        decoder = [self.z_dim, *reversed(self.hidden_dims), 784]
+        return sum(
+            (width_in + label) * width_out + width_out
+            for widths in (encoder, decoder)
+            for width_in, width_out in zip(widths[:-1], widths[1:])
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

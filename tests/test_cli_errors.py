@@ -115,6 +115,7 @@ BAD_INPUTS = {
     "unknown option": (["train", "--epoch", "3"], "--epoch"),
     "evaluate with k=0": (["evaluate", "{vae}", "--k", "0"], "--k"),
     "evaluate a missing run": (["evaluate", "{tmp}/nowhere"], "does not exist"),
+    "a network too large to hold": (["train", "--hidden-dims", "100000,100000", "--out", "{tmp}/r"], "parameters"),
     "unknown dataset": (["train", "--dataset", "cifar10", "--out", "{tmp}/r"], "dataset"),
     "fine-tune from a missing run": (["train", "--init-from", "{tmp}/nowhere", "--out", "{tmp}/r"], "no checkpoint"),
     "fine-tune a different network": (["train", "--init-from", "{vae}", "--z-dim", "9", "--hidden-dims", "64",
