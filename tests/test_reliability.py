@@ -52,7 +52,10 @@ def uninterrupted(tmp_path_factory, data_root):
 def start_training(out, data_root):
     env = {**os.environ, "PYRO_VAE_DATA": str(data_root)}
     command = [pyro_vae_executable(), "train", "--epochs", str(EPOCHS), "--out", str(out), *SMALL]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and a child inherits
+    # that; Ctrl-C at a terminal reaches a process whose SIGINT is at its default, so set that.
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def wait_until_mid_epoch_two(process, out, timeout=120):
