@@ -239,6 +239,14 @@ def machine(device: str) -> dict:
     }
 
 
+def write_record(kind: str, device: str, record: dict) -> None:
+    """bench/results/{kind}-{device}-{start time}.json"""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{kind}-{device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"written {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -278,10 +286,7 @@ def main() -> None:
     if "quality" in sections:
         print(f"quality: wall time until the test ELBO passes {QUALITY:g}", flush=True)
         record["quality"] = quality(args)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"throughput-{args.device.replace(':', '')}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"written {path}")
+    write_record("throughput", args.device, record)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,15 @@ def gaussian_kl(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + 2 * z_scale.log() - z_loc.pow(2) - z_scale.pow(2)).sum(-1)
 
 
+def softplus(logits: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^l) = max(l, 0) + log(1 + e^-|l|), stable for any l.
+
+    Written with exp and log because torch vectorizes those on CPU while its softplus and log1p are
+    scalar loops (5 ns a value against about 1): evaluation takes this over 40 billion logits. Where
+    e^-|l| < 6e-8 the 1 + e^-|l| rounds to 1 and drops at most 6e-8 nats a pixel."""
+    return nn.functional.relu(logits) + torch.log(1 + torch.exp(-logits.abs()))
+
+
 def pixel_distribution(decoder_output: torch.Tensor, config: Config) -> dist.Distribution:
     """p(x | z) over the 784 pixels, one independent factor per pixel.
 
@@ -68,7 +77,7 @@ def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor,
     continuous-bernoulli: the bernoulli term plus sum_i log C(sigmoid(l_i)), C from torch
     """
     if config.likelihood in ("bernoulli", "continuous-bernoulli"):
-        bernoulli_form = (x * decoder_output - nn.functional.softplus(decoder_output)).sum(-1)
+        bernoulli_form = (x * decoder_output - softplus(decoder_output)).sum(-1)
         if config.likelihood == "bernoulli":
             return bernoulli_form
         normalizer = dist.ContinuousBernoulli(logits=decoder_output)._cont_bern_log_norm()

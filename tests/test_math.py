@@ -14,7 +14,8 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from pyro_vae import Config, VAE, gaussian_kl
 from pyro_vae.data import one_hot
-from pyro_vae.model import reconstruction_log_likelihood
+from pyro_vae.model import reconstruction_log_likelihood, softplus
+from pyro_vae.networks import elu
 
 
 def small_vae(**overrides) -> VAE:
@@ -48,6 +49,27 @@ def test_gaussian_kl_is_zero_at_the_prior_and_has_the_squared_mean():
     # mu = -1, sigma = 1: the correct term is 1/2 * mu^2 = 0.5 per dimension; a formula without the
     # square on mu would give -0.5, and one with the wrong sign -0.5 as well.
     assert gaussian_kl(-torch.ones(1, 4), torch.ones(1, 4)).item() == pytest.approx(2.0)
+
+
+def test_exp_written_elu_is_torch_elu_in_value_and_gradient():
+    hidden = torch.cat([torch.linspace(-90, 90, 2001), torch.tensor([0.0, -1e-8, 1e-8, -1e-3])])
+    hidden = hidden.repeat(3, 1).requires_grad_()
+    ours, reference = elu(hidden), torch.nn.functional.elu(hidden)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1.2e-7)
+    upstream = torch.randn_like(hidden)
+    (ours_grad,) = torch.autograd.grad(ours, hidden, upstream)
+    (reference_grad,) = torch.autograd.grad(reference, hidden, upstream)
+    torch.testing.assert_close(ours_grad, reference_grad, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(elu(hidden), reference, rtol=0, atol=1.2e-7)
+
+
+def test_exp_written_softplus_is_stable_and_matches_float64():
+    logits = torch.cat([torch.linspace(-200, 200, 4001), torch.tensor([0.0, 88.8, -88.8, 1e-6, -17.0])])
+    exact = torch.nn.functional.softplus(logits.double(), threshold=1000)
+    ours = softplus(logits)
+    assert torch.isfinite(ours).all()
+    torch.testing.assert_close(ours.double(), exact, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("likelihood", ["bernoulli", "normal", "continuous-bernoulli"])
