@@ -2,7 +2,8 @@
 
 Sections (each on by default; --only picks some):
   steps    Training throughput, 784-400-50 at batch 128: pyro-vae's SVI step (fast path and
-           classic SVI) against a plain PyTorch loop with the same networks, loss, Adam, batches
+           classic SVI; with --jit the JIT ELBO, with --compile torch.compile'd networks and their
+           compile time) against a plain PyTorch loop with the same networks, loss, Adam, batches
            and binarized images. Variants take turns epoch by epoch, so drifts in machine speed hit
            all alike; median of --epochs timed epochs after --warmup.
   overhead Pyro's fixed cost per step, apart from arithmetic: milliseconds per step of the fast step
@@ -59,16 +60,19 @@ def bench_config(args, **changes) -> Config:
 
 def time_steps(args, data) -> dict:
     """Median seconds per epoch of training steps (binarization excluded) for each variant."""
-    variants = {}
-    for name, fast, jit in (("pyro-vae", True, False), ("pyro-vae --no-fast", False, False),
-                            ("pyro-vae, JitTraceMeanField_ELBO", True, True)):  # fmt: skip
-        if jit and not args.jit:
+    variants, compile_seconds = {}, None
+    for name, fast, jit, compiled in (("pyro-vae", True, False, False), ("pyro-vae --no-fast", False, False, False),
+                                      ("pyro-vae, JitTraceMeanField_ELBO", True, True, False),
+                                      ("pyro-vae, torch.compile networks", True, False, True)):  # fmt: skip
+        if (jit and not args.jit) or (compiled and not args.compile):
             continue
         pyro.clear_param_store()
         vae = VAE(bench_config(args, fast=fast)).to(args.device)
         svi = make_svi(vae, vae.config)
         if jit:
             svi.loss = JitTraceMeanField_ELBO(ignore_jit_warnings=True)
+        if compiled:
+            compile_seconds = compile_networks(vae, svi, data.train.images[: args.batch_size], args)
         variants[name] = (vae, lambda images, labels, svi=svi, vae=vae: train_epoch(svi, vae, images, labels))
     floor_vae = VAE(bench_config(args)).to(args.device)
     encoder, decoder = floor_vae.encoder, floor_vae.decoder
@@ -106,7 +110,21 @@ def time_steps(args, data) -> dict:
         }
         for name, times in seconds.items()
     }
+    if compile_seconds is not None:
+        figures["pyro-vae, torch.compile networks"]["compile_seconds"] = compile_seconds
     return figures, variants["pyro-vae"][0]
+
+
+def compile_networks(vae, svi, batch, args) -> float:
+    """torch.compile the encoder and decoder; seconds until the first step is done, which includes
+    compiling (the last, shorter batch of an epoch compiles once more, with dynamic shapes)."""
+    started = time.perf_counter()
+    vae.encoder.compile()
+    vae.decoder.compile()
+    with svi.hot_path():
+        svi.step(binarize(batch))
+    synchronize(args.device)
+    return time.perf_counter() - started
 
 
 def time_overhead(args, steps: int = 2000) -> dict:
@@ -258,6 +276,7 @@ def main() -> None:
     parser.add_argument("--process-repeats", type=int, default=2)
     parser.add_argument("--quality-limit", type=float, default=900.0, help="seconds before giving up")
     parser.add_argument("--jit", action="store_true", help="also time the fast step with JitTraceMeanField_ELBO")
+    parser.add_argument("--compile", action="store_true", help="also time the fast step with torch.compile'd networks")
     parser.add_argument("--pyro-example", help="folder holding a copy of Pyro's examples/vae (vae.py, utils/)")
     parser.add_argument("--only", nargs="+", choices=["steps", "overhead", "process", "evaluate", "quality"])
     parser.add_argument("--data-dir")
@@ -273,6 +292,8 @@ def main() -> None:
         for name, figures in record["steps"].items():
             print(f"  {name:20s} {figures['median_seconds_per_epoch']:6.2f} s/epoch  "
                   f"{figures['images_per_second']:8.0f} images/s  {figures['ratio_to_floor']:.3f}x the floor")  # fmt: skip
+            if "compile_seconds" in figures:
+                print(f"  {'':20s} first step, compiling included: {figures['compile_seconds']:.1f} s")
     if "overhead" in sections:
         record["overhead"] = time_overhead(args)
         print(f"overhead: {record['overhead']}", flush=True)
