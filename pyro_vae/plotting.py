@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import torch  # noqa: E402
 
-from .data import one_hot  # noqa: E402
+from .data import NUM_CLASSES, class_names, one_hot  # noqa: E402
 from .sampling import sample_images  # noqa: E402
 
 
@@ -148,8 +148,6 @@ def _encode(run, x, labels):
 def latent_figure(run, test, path: Path) -> Path:
     """The test set's latent means in 2-D, coloured by class: z itself when z_dim == 2, else the
     first two principal components of the means (with the share of variance they explain)."""
-    from .data import class_names
-
     batches = zip(test.images.split(1000), test.labels.split(1000))
     z_loc = torch.cat([_encode(run, x, labels)[0] for x, labels in batches]).cpu()
     if z_loc.shape[1] == 2:
@@ -181,11 +179,12 @@ def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
     values = torch.distributions.Normal(0.0, 1.0).icdf(quantiles)
     z_1, z_2 = torch.meshgrid(values, values.flip(0), indexing="xy")
     z = torch.stack([z_1.reshape(-1), z_2.reshape(-1)], dim=1).to(run.device)
-    condition = None
+    condition, title = None, "Decoded manifold over prior quantiles of the 2-D latent"
     if run.config.conditional:
         condition = one_hot(torch.zeros(z.shape[0], dtype=torch.int64, device=run.device))
+        title += f", class {class_names(run.config.dataset)[0]}"
     images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
-    figure = _new_figure(run, "Decoded manifold over prior quantiles of the 2-D latent", "manifold.png")
+    figure = _new_figure(run, title, "manifold.png")
     ticks = [28 * i + 13.5 for i in range(0, side, 4)]
     _image_axis(
         figure.add_subplot(), sample_grid(images, side), "z_1 (prior quantile)", "z_2 (prior quantile)",
@@ -199,8 +198,6 @@ def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
 def interpolation_figure(run, test, path: Path, generator) -> Path:
     """Decoder means along straight lines z = (1 - t) z_loc(a) + t z_loc(b) between pairs of test
     images: different classes for a VAE; the same class (and label) for a conditional VAE."""
-    from .data import class_names
-
     names = class_names(run.config.dataset)
     first = torch.randperm(len(test), generator=generator)[:PAIRS_TO_INTERPOLATE]
     labels = test.labels.cpu()
@@ -232,8 +229,6 @@ def interpolation_figure(run, test, path: Path, generator) -> Path:
 def style_figure(run, path: Path, generator, columns: int = 12) -> Path:
     """Conditional only: one row per class, the same z ~ N(0, I) down each column, so a column
     holds one style and a row one class."""
-    from .data import NUM_CLASSES, class_names
-
     z = torch.randn(columns, run.config.z_dim, generator=generator).to(run.device)
     z = z.repeat(NUM_CLASSES, 1)
     labels = torch.arange(NUM_CLASSES).repeat_interleave(columns)
