@@ -40,8 +40,8 @@ def softplus(logits: torch.Tensor) -> torch.Tensor:
 
     Written with exp and log because torch vectorizes those on CPU while its softplus and log1p are
     scalar loops (4.8 ns a value against 1.6 for this form, bench/kernels.py): evaluation takes it
-    over 40 billion logits. Where
-    e^-|l| < 6e-8 the 1 + e^-|l| rounds to 1 and drops at most 6e-8 nats a pixel."""
+    over 40 billion logits. Where e^-|l| < 6e-8 the 1 + e^-|l| rounds to 1 and drops at most 6e-8
+    nats a pixel."""
     return nn.functional.relu(logits) + torch.log(1 + torch.exp(-logits.abs()))
 
 
