@@ -6,17 +6,20 @@ import json
 
 import click
 
+from pyro_vae.config import MAX_SEED
 from pyro_vae.classifier import load_or_train_classifier
 from pyro_vae.data import load_dataset
 from pyro_vae.evaluation import evaluate
 from pyro_vae.runs import latest_run, load_run
 
+from .options import DEVICE
+
 
 @click.command("evaluate")
 @click.argument("run_dir", required=False, type=click.Path())
 @click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="Importance samples per image for the IWAE bound (--k 1 gives the ELBO).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the draws.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the draws.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--data-dir", help="Folder holding MNIST/raw/ or FashionMNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def evaluate_command(run_dir, k, seed, device, data_dir, as_json):

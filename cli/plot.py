@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import click
 
+from pyro_vae.config import MAX_SEED
 from pyro_vae.plotting import plot_run
 from pyro_vae.runs import latest_run, load_run
+
+from .options import DEVICE
 
 
 @click.command("plot")
 @click.argument("run_dir", required=False, type=click.Path())
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for the PNGs [default: the run directory].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the images and z drawn; the same seed gives the same figures.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the images and z drawn; the same seed gives the same figures.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--data-dir", help="Folder holding MNIST/raw/ or FashionMNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
 def plot_command(run_dir, out_dir, seed, device, data_dir):
     """Plot RUN (default: the latest run): ELBO curves, reconstructions, the latent space,

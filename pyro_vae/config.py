@@ -1,9 +1,16 @@
-"""One dataclass holds every hyper-parameter: the CLI fills it, the checkpoint stores it."""
+"""One dataclass holds every hyper-parameter: the CLI fills it, the checkpoint stores it.
+
+Each field is described once, by ``hyper(...)``: its default, its help text, its allowed values
+(a tuple of choices, or bounds) and its command-line flag. ``Config.validate`` checks a value
+against that description, and ``pyro_vae.cli.options`` builds the click option from it, so the
+list of likelihoods (say) lives in one place and ``--help`` shows it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,37 +22,61 @@ ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
 DATASETS = ("mnist", "fashion-mnist")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
+# Derived sizes, here because the parameter count below needs them before any network exists
+# (``data`` re-exports them; importing ``data`` here would make the config import torch).
+IMAGE_PIXELS = 28 * 28
+NUM_CLASSES = 10
+
+
+def hyper(default, help: str, *, flag: str | None = None, choices: tuple | None = None, minimum=None,
+          maximum=None, positive: bool = False, kind: type | None = None, secondary: str | None = None):  # fmt: skip
+    """A Config field and its description: ``choices`` (a fixed set), ``minimum``/``maximum``
+    (inclusive bounds) or ``positive`` (> 0 and finite); ``flag`` the CLI spelling (default: the field
+    name with dashes; None-able fields give their ``kind``); ``secondary`` the off-switch of a
+    boolean flag pair (``--fast/--no-fast``)."""
+    metadata = dict(help=help, flag=flag, choices=choices, minimum=minimum, maximum=maximum,
+                    positive=positive, kind=kind or type(default), secondary=secondary)  # fmt: skip
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass
 class Config:
     # training schedule
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    seed: int = 0
-    # networks: encoder 784 -> hidden_dims -> z_dim, decoder z_dim -> reversed(hidden_dims) -> 784
-    z_dim: int = 32
-    hidden_dims: tuple[int, ...] = (512, 512)
-    activation: str = "elu"  # of the hidden layers; ELU learned fastest (bench/activations.py)
-    # the data: "mnist" or "fashion-mnist" (Debian's dataset-fashion-mnist, or --data-dir)
-    dataset: str = "mnist"
+    epochs: int = hyper(10, "Epochs to train.", minimum=1)
+    batch_size: int = hyper(128, "Images per SVI step.", minimum=1)
+    learning_rate: float = hyper(1e-3, "Adam learning rate.", flag="--lr", positive=True)
+    seed: int = hyper(0, "Seeds torch, NumPy, Python and Pyro.", minimum=0, maximum=MAX_SEED)
+    # networks: encoder 784 -> hidden_dims -> 2 z_dim, decoder z_dim -> reversed(hidden_dims) -> 784
+    z_dim: int = hyper(32, "Latent dimensions.", minimum=1)
+    hidden_dims: tuple[int, ...] = hyper((512, 512), "MLP widths, comma-separated, e.g. 400 or 512,512.")
+    activation: str = hyper("elu", "Hidden activation (ELU learned fastest, bench/activations.py).",
+                            choices=ACTIVATIONS)  # fmt: skip
+    # the data
+    dataset: str = hyper("mnist", "fashion-mnist: Debian's dataset-fashion-mnist, or FashionMNIST/raw/ "
+                                  "under --data-dir.", choices=DATASETS)  # fmt: skip
     # the probabilistic model
-    likelihood: str = "bernoulli"  # "bernoulli" (binarized pixels), "normal" or "continuous-bernoulli" (grey)
-    normal_scale: float = 0.1  # fixed std of the Normal likelihood, in pixel units
-    elbo: str = "analytic"  # "analytic": TraceMeanField_ELBO; "trace": Trace_ELBO (Monte-Carlo KL)
-    conditional: bool = False  # one-hot digit label fed to encoder and decoder
-    label_every_layer: bool = True  # conditional only: the label enters every layer, not just the input
-    label_scale: float = 30.0  # conditional only: the networks see label_scale * one_hot(y)
+    likelihood: str = hyper("bernoulli", "bernoulli: dynamically binarized pixels; normal (fixed scale) "
+                                         "and continuous-bernoulli: grey pixels in [0, 1].",
+                            choices=LIKELIHOODS)  # fmt: skip
+    normal_scale: float = hyper(0.1, "Standard deviation of the normal likelihood, in pixel units.", positive=True)
+    elbo: str = hyper("analytic", "analytic: TraceMeanField_ELBO, closed-form KL; trace: Trace_ELBO, "
+                                  "Monte-Carlo KL.", choices=ELBOS)  # fmt: skip
+    conditional: bool = hyper(False, "Train a conditional VAE on the class labels.")
+    label_every_layer: bool = hyper(True, "Conditional: feed the label to every layer or only to the input.",
+                                    flag="--label-every-layer", secondary="--label-input-only")  # fmt: skip
+    label_scale: float = hyper(30.0, "Conditional: the networks see this times the one-hot label.", positive=True)
     # start from the weights of this run directory (fine-tuning, e.g. with a lower learning rate)
     # instead of a fresh initialization; the networks must have the same shapes
-    init_from: str | None = None
+    init_from: str | None = hyper(None, "Start from this run's weights (fine-tuning, e.g. with a lower --lr); "
+                                        "the networks must have the same shapes.", kind=Path)  # fmt: skip
     # how fast: Pyro's ELBO with one foreach torch Adam and validation off in the loop (False:
     # pyro.infer.SVI with pyro.optim.Adam, validation on); the same updates (bench/throughput.py)
-    fast: bool = True
+    fast: bool = hyper(True, "Fast step (Pyro's ELBO, one foreach torch Adam, validation off in the loop) "
+                             "or pyro.infer.SVI with pyro.optim.Adam.", secondary="--no-fast")  # fmt: skip
     # where things run and live
-    device: str = "auto"
-    data_dir: str | None = None
+    device: str = hyper("auto", "auto (CUDA when present), cpu, cuda or cuda:N.")
+    data_dir: str | None = hyper(None, "Folder holding MNIST/raw/ (or FashionMNIST/raw/) [default: "
+                                       "$PYRO_VAE_DATA, else ~/.cache/pyro-vae/data].", kind=Path)  # fmt: skip
 
     def __post_init__(self):
         self.hidden_dims = tuple(self.hidden_dims)
@@ -53,45 +84,21 @@ class Config:
 
     def validate(self) -> None:
         """Reject nonsense before any work is done, with a message naming the field."""
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise PyroVAEError(f"seed must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
-        positive_ints = {"epochs": self.epochs, "batch_size": self.batch_size, "z_dim": self.z_dim}
-        for name, value in positive_ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise PyroVAEError(f"{name} must be a positive integer, got {value!r}")
-        if not self.hidden_dims or any(
-            isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in self.hidden_dims
-        ):
-            raise PyroVAEError(
-                f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}"
-            )
-        for name in ("learning_rate", "normal_scale", "label_scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not (0 < value < float("inf")):
-                raise PyroVAEError(f"{name} must be a positive number, got {value!r}")
-        if self.likelihood not in LIKELIHOODS:
-            raise PyroVAEError(
-                f"unknown likelihood {self.likelihood!r}; choose one of {', '.join(LIKELIHOODS)}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise PyroVAEError(
-                f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}"
-            )
+        for field in dataclasses.fields(self):
+            check_value(field.name, getattr(self, field.name), field.metadata)
+        if not self.hidden_dims or any(not _is_int(width) or width <= 0 for width in self.hidden_dims):
+            raise PyroVAEError(f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}")
         if self.network_parameters() > MAX_PARAMETERS:
             raise PyroVAEError(
                 f"the encoder and decoder would hold {self.network_parameters():,} parameters, more than "
                 f"{MAX_PARAMETERS:,}; choose smaller hidden_dims or z_dim"
             )
-        if self.dataset not in DATASETS:
-            raise PyroVAEError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.elbo not in ELBOS:
-            raise PyroVAEError(f"unknown ELBO {self.elbo!r}; choose one of {', '.join(ELBOS)}")
 
     def network_parameters(self) -> int:
         """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
-        label = 10 if self.conditional else 0
-        encoder = [784, *self.hidden_dims, 2 * self.z_dim]
-        decoder = [self.z_dim, *reversed(self.hidden_dims), 784]
+        label = NUM_CLASSES if self.conditional else 0
+        encoder = [IMAGE_PIXELS, *self.hidden_dims, 2 * self.z_dim]
+        decoder = [self.z_dim, *reversed(self.hidden_dims), IMAGE_PIXELS]
         return sum(
             (width_in + label) * width_out + width_out
             for widths in (encoder, decoder)
@@ -116,6 +123,35 @@ class Config:
     @classmethod
     def load_json(cls, path: Path) -> Config:
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_value(name: str, value, description) -> None:
+    """One field's value against its ``hyper`` description; a one-line error naming the field."""
+    kind, choices = description["kind"], description["choices"]
+    if value is None and description["kind"] is Path:
+        return
+    if choices is not None:
+        if value not in choices:
+            raise PyroVAEError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
+    elif kind is int:
+        low, high = description["minimum"], description["maximum"]
+        if not _is_int(value) or (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise PyroVAEError(f"{name} must be an integer {bounds}, got {value!r}")
+    elif kind is float:
+        low = description["minimum"]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not number or (description["positive"] and value <= 0) or (low is not None and value < low):
+            must = "a positive number" if description["positive"] else f"a finite number of at least {low}"
+            raise PyroVAEError(f"{name} must be {must}, got {value!r}")
+    elif kind is bool and not isinstance(value, bool):
+        raise PyroVAEError(f"{name} must be true or false, got {value!r}")
+    elif kind in (str, Path) and not isinstance(value, str):
+        raise PyroVAEError(f"{name} must be a string, got {value!r}")
 
 
 def parse_hidden_dims(text: str) -> tuple[int, ...]:

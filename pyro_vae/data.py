@@ -3,32 +3,32 @@ per-item DataLoader.
 
 The data root is chosen by, in order: the explicit ``data_dir`` (``--data-dir``), the environment
 variable ``PYRO_VAE_DATA``, and a per-user cache directory. It holds ``MNIST/raw/`` (and
-``FashionMNIST/raw/``) in torchvision's layout. Missing MNIST files are downloaded by torchvision
-unless ``PYRO_VAE_OFFLINE`` is set. Fashion-MNIST is also found where Debian's
-``dataset-fashion-mnist`` package puts it, ``/usr/share/datasets/fashion-mnist/``.
+``FashionMNIST/raw/``) in torchvision's layout, and torchvision's ``MNIST`` and ``FashionMNIST``
+read both. Missing MNIST files are downloaded by torchvision unless ``PYRO_VAE_OFFLINE`` is set.
+Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` package puts it,
+``/usr/share/datasets/fashion-mnist/``, gzipped; it is unpacked once into the cache.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .config import IMAGE_PIXELS, NUM_CLASSES
 from .errors import PyroVAEError
 
-IMAGE_SHAPE = (28, 28)
-IMAGE_PIXELS = 28 * 28
-NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28)  # IMAGE_PIXELS and NUM_CLASSES live in config (the parameter count needs them)
 TEST_BINARIZATION_SEED = 1234  # fixed, so that test figures compare between runs
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}  # fmt: skip
+FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
@@ -100,18 +100,66 @@ def _read_split(root: Path, train: bool):
         ) from None
 
 
-def load_split(root: Path, train: bool, device: torch.device) -> Split:
+def _read_fashion_split(root: Path, train: bool):
+    import torchvision
+
+    return torchvision.datasets.FashionMNIST(str(fashion_root(root)), train=train, download=False)
+
+
+def fashion_root(root: Path) -> Path:
+    """A folder whose ``FashionMNIST/raw/`` holds the four uncompressed IDX files that torchvision's
+    ``FashionMNIST`` reads: ``root`` itself if it does, else a cache folder into which the gzipped
+    files (from ``root/FashionMNIST/raw/`` or Debian's package) are unpacked once."""
+    if all((root / "FashionMNIST" / "raw" / stem).is_file() for stem in FASHION_FILES):
+        return root
+    cache = default_cache_dir() / "data"
+    unpacked = cache / "FashionMNIST" / "raw"
+    for stem in FASHION_FILES:
+        if (unpacked / stem).is_file():
+            continue
+        source = next((folder / (stem + ".gz") for folder in (root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST)
+                       if (folder / (stem + ".gz")).is_file()), None)  # fmt: skip
+        if source is None:
+            raise PyroVAEError(
+                f"Fashion-MNIST not found in {root / 'FashionMNIST' / 'raw'} or {DEBIAN_FASHION_MNIST}; install "
+                f"Debian's package (apt-get install dataset-fashion-mnist) or point --data-dir at a folder "
+                f"holding FashionMNIST/raw/"
+            )
+        _gunzip(source, unpacked / stem)
+    return cache
+
+
+def _gunzip(source: Path, target: Path) -> None:
+    """Unpack to a temporary name, then rename: a half-written file is never taken for data."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
     try:
-        dataset = _read_split(root, train)
-        images = dataset.data.reshape(-1, IMAGE_PIXELS)
-        labels = dataset.targets
+        with gzip.open(source, "rb") as packed, open(temporary, "wb") as unpacked:
+            shutil.copyfileobj(packed, unpacked)
+        os.replace(temporary, target)
+    except (OSError, EOFError) as error:
+        temporary.unlink(missing_ok=True)
+        raise PyroVAEError(f"could not unpack Fashion-MNIST from {source}: {error}") from None
+
+
+READERS = {"mnist": ("MNIST", _read_split), "fashion-mnist": ("FashionMNIST", _read_fashion_split)}
+
+
+def load_split(root: Path, train: bool, device: torch.device, dataset: str = "mnist") -> Split:
+    """One split of ``dataset`` through torchvision's reader, as tensors on ``device``."""
+    folder, read = READERS[dataset]
+    try:
+        data = read(root, train)
+        images = data.data.reshape(-1, IMAGE_PIXELS)
+        labels = data.targets
     except PyroVAEError:
         raise
     except Exception as error:  # truncated file, wrong magic number, unreadable folder
+        name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
         raise PyroVAEError(
-            f"could not read MNIST from {root / 'MNIST' / 'raw'}: {type(error).__name__}: {error}".splitlines()[0]
+            f"could not read {name} from {root / folder / 'raw'}: {type(error).__name__}: {error}".splitlines()[0]
         ) from None
-    return _to_split(images, labels, train, root / "MNIST" / "raw", device)
+    return _to_split(images, labels, train, root / folder / "raw", device)
 
 
 def _to_split(images, labels, train: bool, where: Path, device: torch.device) -> Split:
@@ -124,48 +172,6 @@ def _to_split(images, labels, train: bool, where: Path, device: torch.device) ->
     return Split(images.to(device, torch.float32) / 255.0, labels.to(device, torch.int64))
 
 
-def read_idx(path: Path) -> torch.Tensor:
-    """An IDX file (the MNIST format, optionally gzipped) of unsigned bytes as a uint8 tensor:
-    magic 0x0000 0x08 ndim, then ndim big-endian int32 sizes, then the data."""
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as handle:
-        content = handle.read()
-    if len(content) < 4 or content[:3] != b"\x00\x00\x08":
-        raise PyroVAEError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = content[3]
-    shape = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    body = content[4 + 4 * ndim :]
-    if len(body) != int(torch.Size(shape).numel()):
-        raise PyroVAEError(f"{path} is truncated: {len(body)} bytes for a {shape} array")
-    return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(shape)
-
-
-def fashion_folders(root: Path) -> list[Path]:
-    return [root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST]
-
-
-def _find_idx(folders: list[Path], stem: str) -> Path | None:
-    for folder in folders:
-        for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
-def load_fashion_split(root: Path, train: bool, device: torch.device) -> Split:
-    folders = fashion_folders(root)
-    paths = [_find_idx(folders, stem) for stem in IDX_FILES[train]]
-    if None in paths:
-        raise PyroVAEError(
-            f"Fashion-MNIST not found in {folders[0]} or {folders[1]}; install Debian's package "
-            f"(apt-get install dataset-fashion-mnist) or point --data-dir at a folder holding FashionMNIST/raw/"
-        )
-    try:
-        images, labels = (read_idx(path) for path in paths)
-    except OSError as error:
-        raise PyroVAEError(f"could not read Fashion-MNIST from {paths[0].parent}: {error}") from None
-    return _to_split(images.reshape(-1, IMAGE_PIXELS), labels, train, paths[0].parent, device)
-
-
 def load_dataset(
     dataset: str, data_dir: str | None, device: torch.device, binarize: bool
 ) -> MNISTData:
@@ -173,9 +179,8 @@ def load_dataset(
     (Bernoulli likelihood) the test split is binarized once with a fixed seed and the training
     split is left grey for per-epoch sampling."""
     root = resolve_data_root(data_dir)
-    load = load_fashion_split if dataset == "fashion-mnist" else load_split
-    train = load(root, True, device)
-    test = load(root, False, device)
+    train = load_split(root, True, device, dataset)
+    test = load_split(root, False, device, dataset)
     if binarize:
         generator = torch.Generator().manual_seed(TEST_BINARIZATION_SEED)
         binary = torch.bernoulli(test.images.cpu(), generator=generator)

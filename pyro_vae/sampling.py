@@ -63,16 +63,31 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
-def save_images(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
-    """``.png``: a grid of decoder means, ``nrow`` images per row; ``.npy``: the (m, 28, 28) array."""
+def default_output_path(digit: int | None, folder: str | Path = ".") -> Path:
+    """``samples.png`` or ``samples-digitD.png`` in ``folder``; if taken, the first free
+    ``samples-digitD-2.png``, ``-3``, ... so that no earlier file is overwritten."""
+    stem = "samples" if digit is None else f"samples-digit{digit}"
+    path, number = Path(folder) / f"{stem}.png", 1
+    while path.exists():
+        number += 1
+        path = Path(folder) / f"{stem}-{number}.png"
+    return path
+
+
+def save_images(images: torch.Tensor, path: str | Path, nrow: int, exclusive: bool = False) -> Path:
+    """``.png``: a grid of decoder means, ``nrow`` images per row; ``.npy``: the (m, 28, 28) array.
+    ``exclusive``: refuse to replace an existing file (the default names, which the user did not type)."""
     path = check_output_path(path)
     try:
-        if path.suffix.lower() == ".npy":
-            np.save(path, images.numpy().astype(np.float32))
-        else:
-            from torchvision.utils import save_image
+        with open(path, "xb" if exclusive else "wb") as handle:
+            if path.suffix.lower() == ".npy":
+                np.save(handle, images.numpy().astype(np.float32))
+            else:
+                from torchvision.utils import save_image
 
-            save_image(images.unsqueeze(1), path, nrow=nrow, padding=2, pad_value=0.5)
+                save_image(images.unsqueeze(1), handle, format="png", nrow=nrow, padding=2, pad_value=0.5)
+    except FileExistsError:
+        raise PyroVAEError(f"{path} appeared while sampling; not overwriting it, run the command again") from None
     except OSError as error:
         raise PyroVAEError(f"cannot write {path}: {error.strerror or error}") from None
     return path

@@ -75,6 +75,33 @@ def pyro_vae_executable() -> str:
     return found
 
 
+def run_main(*arguments, env_extra: dict | None = None) -> tuple[int, str, str]:
+    """The CLI in this process, through the same ``main`` the console script calls: returns
+    (exit status, stdout, stderr). One torch import for the whole suite instead of one per case."""
+    import contextlib
+    import io
+
+    from pyro_vae.cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = {name: os.environ.get(name) for name in (env_extra or {})}
+    os.environ.update({name: str(value) for name, value in (env_extra or {}).items()})
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                main([str(argument) for argument in arguments])
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
 def run_cli(*args: str, env_extra: dict | None = None, cwd: Path | None = None, timeout: int = 600):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(

@@ -53,7 +53,7 @@ def test_conditional_label_enters_every_layer_by_default():
         ({"learning_rate": float("nan")}, "learning_rate"),
         ({"normal_scale": -1.0}, "normal_scale"),
         ({"likelihood": "poisson"}, "likelihood"),
-        ({"elbo": "renyi"}, "ELBO"),
+        ({"elbo": "renyi"}, "elbo"),
     ],
 )
 def test_config_rejects_nonsense(changes, message):
