@@ -2,7 +2,7 @@
 
 On these CPUs torch's ELU, softplus, expm1 and log1p are scalar loops (about 5 ns a value), while
 its exp and log are vectorized (under 1 ns). pyro_vae writes ELU and softplus with exp and log
-(`networks.elu`, `model.softplus`); this script shows what that buys, and what the size of
+(`networks.elu`, `likelihoods.softplus`); this script shows what that buys, and what the size of
 evaluation's decoder chunks does to the cost of one (image, draw) row of the IWAE bound.
 
 Sections, each a median over --repeats turns, the variants taking turns:
@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from pyro_vae.config import Config
-from pyro_vae.model import VAE, reconstruction_log_likelihood, softplus
+from pyro_vae.likelihoods import reconstruction_log_likelihood, softplus
+from pyro_vae.model import VAE
 from pyro_vae.networks import elu
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,9 +37,17 @@ from throughput import machine, write_record  # noqa: E402
 
 
 def seconds(function) -> float:
+    """Wall time of one call; a GPU's queued kernels are waited for on both sides."""
+    synchronize()
     started = time.perf_counter()
     function()
+    synchronize()
     return time.perf_counter() - started
+
+
+def synchronize() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def take_turns(variants: dict, repeats: int, per: float) -> dict:

@@ -122,7 +122,7 @@ def compile_networks(vae, svi, batch, args) -> float:
     vae.encoder.compile()
     vae.decoder.compile()
     with svi.hot_path():
-        svi.step(binarize(batch))
+        svi.step(1, binarize(batch), None)
     synchronize(args.device)
     return time.perf_counter() - started
 
@@ -137,7 +137,7 @@ def time_overhead(args, steps: int = 2000) -> dict:
 
     def pyro_step():
         with svi.hot_path():
-            svi.step(x, None)
+            svi.step(1, x, None)
 
     def plain_step():
         loss = plain_vae.negative_elbo(vae.encoder, vae.decoder, x)

@@ -38,10 +38,15 @@ def evaluate_command(run_dir, k, seed, device, data_dir, as_json):
     click.echo(f"run {run.path}: {result.n_images} test images, nats per image")
     click.echo(f"  ELBO                         {result.elbo:10.3f}")
     click.echo(f"  reconstruction E[log p(x|z)] {result.reconstruction:10.3f}")
-    click.echo(f"  KL closed form (ours)        {result.kl_analytic:10.4f}")
-    click.echo(f"  KL (Pyro, analytic)          {result.kl_pyro:10.4f}   difference {result.kl_difference:.2e}")
+    if result.kl_pyro is not None:
+        click.echo(f"  KL closed form (ours)        {result.kl_analytic:10.4f}")
+        click.echo(f"  KL (Pyro, analytic)          {result.kl_pyro:10.4f}   difference {result.kl_difference:.2e}")
+    else:
+        click.echo(f"  KL, Monte Carlo over the k draws (no closed form for this prior and posterior) {result.kl_analytic:10.4f}")
     click.echo(f"  IWAE {target}, k={result.k:<7d}   {result.log_likelihood:10.3f} +- {result.log_likelihood_stderr:.3f} (s.e.)")
     click.echo(f"  loss spread on one batch: Trace_ELBO {result.elbo_spread_trace:.3f}, TraceMeanField_ELBO {result.elbo_spread_analytic:.3f}")
+    click.echo(f"  gradient variance on one batch: Trace_ELBO {result.gradient_variance_trace:.4g} +- {result.gradient_variance_trace_stderr:.2g}, "
+               f"TraceMeanField_ELBO {result.gradient_variance_analytic:.4g} +- {result.gradient_variance_analytic_stderr:.2g}")
     if result.log_likelihood_dequantized is not None:
         click.echo(f"  IWAE on dequantized 8-bit test images {result.log_likelihood_dequantized:10.3f}")
         click.echo(f"  bits per dimension (8-bit images)   {result.bits_per_dim:10.4f}")

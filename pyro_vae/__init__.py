@@ -8,8 +8,10 @@
     plot_run(run)                                 # PNG figures into the run directory
 
 Modules: ``config`` (the one dataclass of hyper-parameters), ``data`` (MNIST as device tensors),
-``networks`` (encoder, decoder), ``model`` (Pyro model and guide, closed-form KL), ``inference``
-(SVI and the ELBO), ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
+``networks`` (encoder, decoder), the pieces ``priors`` p(z), ``posteriors`` q(z|x) (and the
+closed-form KL), ``likelihoods`` p(x|z), ``model`` (the VAE: Pyro model and guide from the pieces),
+``objectives`` (the loss and its per-step schedule), ``inference`` (the SVI step, the test ELBO),
+``training`` (the loop and run directory), ``checkpoint``, ``runs``,
 ``sampling``, ``evaluation`` (ELBO parts, IWAE), ``plotting`` (figures), ``rng`` (generator
 states for exact resume).
 """
@@ -17,7 +19,8 @@ states for exact resume).
 from .config import Config
 from .errors import PyroVAEError
 from .evaluation import Evaluation, evaluate
-from .model import VAE, gaussian_kl
+from .model import VAE
+from .posteriors import gaussian_kl
 from .runs import Run, latest_run, list_runs, load_run
 from .sampling import sample_images, save_images
 from .training import resume, train

@@ -1,7 +1,8 @@
 """One checkpoint dict per run, written atomically and loaded without executing code.
 
-``checkpoint.pt`` holds ``{"format_version", "config", "epoch", "model", "optimizer"}``; the same
-configuration also sits beside it as ``config.json`` for people and scripts.
+``checkpoint.pt`` holds ``{"format_version", "config", "epoch", "step", "model", "optimizer", "rng",
+"metrics"}`` (training.py writes it; the evaluation classifier's cache holds ``"model"`` only); the
+same configuration also sits beside it as ``config.json`` for people and scripts.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
         os.close(directory)
 
 
-def load_checkpoint(path: Path, map_location=None) -> dict:
-    """Load with ``weights_only=True``: tensors and plain containers only, never arbitrary objects."""
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Load with ``weights_only=True``: tensors and plain containers only, never arbitrary objects;
+    onto the CPU unless asked otherwise, so a GPU run's checkpoint loads on a machine without one."""
     path = Path(path)
     if not path.is_file():
         raise PyroVAEError(f"no checkpoint at {path}")

@@ -1,12 +1,8 @@
-"""Stochastic variational inference: the ELBO estimators, one epoch of SVI, the test ELBO.
+"""Stochastic variational inference: one epoch of SVI steps, and the test ELBO.
 
 Pyro's losses are the *negative* ELBO summed over the batch; everything here reports the ELBO itself
-in nats per image (negative numbers, higher is better).
-
-- ``Trace_ELBO`` estimates  E_q[log p(x|z)] - E_q[log q(z|x) - log p(z)]  with one z ~ q per image:
-  the KL term is a Monte-Carlo estimate.
-- ``TraceMeanField_ELBO`` uses the same reconstruction estimate but the closed-form KL
-  (``pyro_vae.model.gaussian_kl``), removing the KL's sampling noise.
+in nats per image (negative numbers, higher is better). What the loss is, and its weight at each
+global step, comes from ``objectives.py``.
 
 Two ways to take a step, the same mathematics (``Config.fast``):
 
@@ -15,7 +11,8 @@ Two ways to take a step, the same mathematics (``Config.fast``):
   them; Pyro's argument validation is off inside the training loop.
 - classic: ``pyro.infer.SVI`` with ``pyro.optim.Adam``, which captures the parameters in a trace and
   keeps one torch Adam per parameter tensor, with validation on. Adam is elementwise, so both update
-  the weights alike; the classic step spends its extra time in Python (bench/throughput.py).
+  the weights alike (tests/test_reliability.py trains both); the classic step spends its extra time
+  in Python (bench/throughput.py).
 """
 
 from __future__ import annotations
@@ -25,25 +22,26 @@ import math
 
 import pyro
 import torch
-from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import SVI
 from pyro.optim import Adam
 
 from .config import Config
 from .data import Split, batches, one_hot
 from .model import VAE
+from .objectives import Objective, make_objective, test_elbo_estimator
 
 EVAL_BATCH_SIZE = 1000
-
-
-def make_elbo(config: Config):
-    return TraceMeanField_ELBO() if config.elbo == "analytic" else Trace_ELBO()
 
 
 class ClassicSVI(SVI):
     """``pyro.infer.SVI`` with ``pyro.optim.Adam``, and the optimizer state under torch's names."""
 
-    def __init__(self, vae: VAE, config: Config):
-        super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=make_elbo(config))
+    def __init__(self, vae: VAE, config: Config, objective: Objective):
+        super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=objective.loss)
+        self.objective = objective
+
+    def step(self, step: int, *args) -> float:
+        return super().step(*args, kl_scale=self.objective.kl_scale(step))
 
     def state_dict(self) -> dict:
         return self.optim.get_state()
@@ -57,15 +55,16 @@ class ClassicSVI(SVI):
 
 class FastSVI:
     """SVI's step without its per-step parameter capture: the parameters are known up front (the
-    networks'), so Pyro's ELBO computes loss and gradients and one foreach Adam steps them all."""
+    networks' and the pieces'), so Pyro's ELBO computes loss and gradients and one foreach Adam steps
+    them all."""
 
-    def __init__(self, vae: VAE, config: Config):
+    def __init__(self, vae: VAE, config: Config, objective: Objective):
         self.model, self.guide = vae.model, vae.guide
-        self.loss = make_elbo(config)
+        self.objective = objective
         self.optim = torch.optim.Adam(vae.parameters(), lr=config.learning_rate, foreach=True)
 
-    def step(self, *args) -> float:
-        loss = self.loss.loss_and_grads(self.model, self.guide, *args)
+    def step(self, step: int, *args) -> float:
+        loss = self.objective.loss_and_grads(self.model, self.guide, step, *args)
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
         return loss
@@ -83,7 +82,8 @@ class FastSVI:
 
 
 def make_svi(vae: VAE, config: Config) -> FastSVI | ClassicSVI:
-    return FastSVI(vae, config) if config.fast else ClassicSVI(vae, config)
+    objective = make_objective(config)
+    return FastSVI(vae, config, objective) if config.fast else ClassicSVI(vae, config, objective)
 
 
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
@@ -96,8 +96,9 @@ class NonFiniteLoss(ArithmeticError):
         self.value, self.step = value, step
 
 
-def train_epoch(svi: FastSVI | ClassicSVI, vae: VAE, images: torch.Tensor, labels: torch.Tensor, on_step=None):
-    """One pass over the training split in shuffled index batches.
+def train_epoch(svi, vae: VAE, images: torch.Tensor, labels: torch.Tensor, steps_done: int = 0, on_step=None):
+    """One pass over the training split in shuffled index batches; ``steps_done`` is the global step
+    count before it (the objective's schedule reads the global step).
 
     Returns (mean ELBO per image, steps taken); stops at the first NaN or infinite loss, since every
     step after it would only spread the NaN through the weights."""
@@ -107,7 +108,7 @@ def train_epoch(svi: FastSVI | ClassicSVI, vae: VAE, images: torch.Tensor, label
     order = batches(images.shape[0], config.batch_size, images.device, shuffle=True)
     with svi.hot_path():
         for step, index in enumerate(order):
-            loss = _step(svi, images[index], None if condition is None else condition[index])
+            loss = _step(svi, steps_done + step + 1, images[index], None if condition is None else condition[index])
             if not math.isfinite(loss):
                 raise NonFiniteLoss(loss, step + 1)
             total_loss += loss
@@ -116,9 +117,9 @@ def train_epoch(svi: FastSVI | ClassicSVI, vae: VAE, images: torch.Tensor, label
     return -total_loss / images.shape[0], len(order)
 
 
-def _step(svi, x, y) -> float:
+def _step(svi, step: int, x, y) -> float:
     try:
-        return svi.step(x) if y is None else svi.step(x, y)  # a traced (JIT) ELBO takes tensors only
+        return svi.step(step, x, y)
     except ValueError as error:
         # With validation on, Pyro sees a diverged network first, as a distribution parameter
         # (z_scale, logits) that is NaN, infinite or out of its support.
@@ -130,7 +131,7 @@ def _step(svi, x, y) -> float:
 @torch.no_grad()
 def evaluate_elbo(vae: VAE, split: Split, elbo=None) -> float:
     """The ELBO estimate (one z per image) averaged over a split, nats per image."""
-    elbo = elbo or make_elbo(vae.config)
+    elbo = elbo or test_elbo_estimator(vae.config)
     condition = labels_for(vae, split.labels)
     total_loss = 0.0
     for index in batches(len(split), EVAL_BATCH_SIZE, split.images.device, shuffle=False):

@@ -52,6 +52,14 @@ ACTIVATIONS = {
 }
 
 
+def concatenate(hidden: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    """[hidden, condition] along the last dimension, the leading dimensions broadcast: a condition
+    (n, 10) joins hidden units (k, n, h) of k particles, and hidden units (n, h) join conditions
+    (10, n, 10) of an enumerated label."""
+    leading = torch.broadcast_shapes(hidden.shape[:-1], condition.shape[:-1])
+    return torch.cat([hidden.expand(*leading, -1), condition.expand(*leading, -1)], dim=-1)
+
+
 class ConditionedMLP(nn.Module):
     """x -> Linear -> activation -> ... -> Linear, with ``condition`` concatenated to the input of
     every layer (or only the first, when ``condition_every_layer`` is False)."""
@@ -80,7 +88,7 @@ class ConditionedMLP(nn.Module):
         hidden = inputs
         for index, (layer, conditioned) in enumerate(zip(self.layers, self.conditioned)):
             if conditioned:
-                hidden = torch.cat([hidden, condition], dim=-1)
+                hidden = concatenate(hidden, condition)
             hidden = layer(hidden)
             if index < len(self.layers) - 1:
                 hidden = self.activation(hidden)

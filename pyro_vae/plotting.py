@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .data import NUM_CLASSES, class_names, one_hot  # noqa: E402
+from .sampling import draw_prior  # noqa: E402
 from .sampling import sample_images  # noqa: E402
 
 
@@ -141,7 +142,7 @@ def reconstruction_figure(run, test, path: Path, generator, pairs: int = 4, colu
 def _encode(run, x, labels):
     """(z_loc, y): the posterior means of ``x`` and the one-hot labels (None for a plain VAE)."""
     y = one_hot(labels) if run.config.conditional else None
-    return run.vae.encoder(x, run.vae.condition(y))[0], y
+    return run.vae.posterior_mean(x, y), y
 
 
 @torch.no_grad()
@@ -172,12 +173,24 @@ def latent_figure(run, test, path: Path) -> Path:
 
 
 @torch.no_grad()
+def prior_quantiles(vae, quantiles: torch.Tensor, draws: int = 200_000) -> torch.Tensor:
+    """Each latent dimension's marginal prior quantiles, (len(quantiles), z_dim), on the CPU: exact
+    through the inverse CDF for a Gaussian prior, else from ``draws`` prior samples (fixed seed)."""
+    prior = vae.prior((1,))
+    base = prior.base_dist if isinstance(prior, torch.distributions.Independent) else None
+    if isinstance(base, torch.distributions.Normal):
+        return base.icdf(quantiles.to(base.loc.device)[:, None]).cpu()
+    samples = draw_prior(vae, draws, torch.Generator().manual_seed(0)).cpu()
+    return torch.quantile(samples, quantiles, dim=0)
+
+
+@torch.no_grad()
 def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
     """2-D latent only: decoder means over a side x side grid of prior quantiles 0.05..0.95,
     z = Phi^-1(q); a conditional run shows its first class."""
     quantiles = torch.linspace(0.05, 0.95, side)
-    values = torch.distributions.Normal(0.0, 1.0).icdf(quantiles)
-    z_1, z_2 = torch.meshgrid(values, values.flip(0), indexing="xy")
+    values = prior_quantiles(run.vae, quantiles)
+    z_1, z_2 = torch.meshgrid(values[:, 0], values[:, 1].flip(0), indexing="xy")
     z = torch.stack([z_1.reshape(-1), z_2.reshape(-1)], dim=1).to(run.device)
     condition, title = None, "Decoded manifold over prior quantiles of the 2-D latent"
     if run.config.conditional:
@@ -227,16 +240,15 @@ def interpolation_figure(run, test, path: Path, generator) -> Path:
 
 @torch.no_grad()
 def style_figure(run, path: Path, generator, columns: int = 12) -> Path:
-    """Conditional only: one row per class, the same z ~ N(0, I) down each column, so a column
+    """Conditional only: one row per class, the same z ~ p(z) down each column, so a column
     holds one style and a row one class."""
-    z = torch.randn(columns, run.config.z_dim, generator=generator).to(run.device)
-    z = z.repeat(NUM_CLASSES, 1)
+    z = draw_prior(run.vae, columns, generator).repeat(NUM_CLASSES, 1)
     labels = torch.arange(NUM_CLASSES).repeat_interleave(columns)
     condition = one_hot(labels.to(run.device))
     images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
     figure = _new_figure(run, "Style held, class changed: the same z down each column", "style.png")
     _image_axis(
-        figure.add_subplot(), sample_grid(images, columns), "z ~ N(0, I), one draw per column", "class",
+        figure.add_subplot(), sample_grid(images, columns), "z ~ p(z), one draw per column", "class",
         yticks=_row_ticks(class_names(run.config.dataset)),
     )  # fmt: skip
     return _save(figure, path)

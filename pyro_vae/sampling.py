@@ -1,4 +1,4 @@
-"""Draw images from the prior: z ~ N(0, I), then the decoder's mean E[x | z, y]."""
+"""Draw images from the prior: z ~ p(z) (``VAE.prior``), then the decoder's mean E[x | z, y]."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 
 from .config import MAX_SEED
@@ -46,11 +47,27 @@ def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0
     labels = sample_labels(vae, n, digit)
     count = n if labels is None else labels.shape[0]
     device = next(vae.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    z = torch.randn(count, vae.config.z_dim, generator=generator, device=device)
+    z = draw_prior(vae, count, torch.Generator().manual_seed(seed))
     condition = None if labels is None else one_hot(labels.to(device))
     images = vae.decode_mean(z, condition).reshape(count, *IMAGE_SHAPE)
     return images.float().cpu(), labels
+
+
+@torch.no_grad()
+def draw_prior(vae: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n draws z ~ p(z) on the VAE's device. A diagonal Gaussian prior is drawn as loc + scale * eps
+    with eps from the CPU ``generator``, so a seed gives the same z, and images, on any device;
+    another prior (a mixture) samples itself, seeded from the generator."""
+    prior = vae.prior((n,))
+    base = prior.base_dist if isinstance(prior, dist.Independent) else None
+    if type(base) is dist.Normal:
+        noise = torch.randn(prior.shape(), generator=generator)
+        return base.loc + base.scale * noise.to(base.loc.device)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    cuda_devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda_devices):  # the run's own generators stay untouched
+        torch.manual_seed(seed)
+        return prior.sample()
 
 
 def check_output_path(path: str | Path) -> Path:

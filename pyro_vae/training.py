@@ -119,7 +119,7 @@ def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detec
     try:
         with torch.autograd.set_detect_anomaly(detect_anomaly):
             for epoch in range(completed + 1, config.epochs + 1):
-                record, steps = _one_epoch(epoch, config, data, vae, svi, quiet)
+                record, steps = _one_epoch(epoch, config, data, vae, svi, quiet, step)
                 step += steps
                 metrics.append(record)
                 _save(run_dir, config, vae, svi, epoch, step, metrics)
@@ -141,12 +141,12 @@ def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detec
     return Run(run_dir, config, vae, metrics)
 
 
-def _one_epoch(epoch, config, data, vae, svi, quiet):
+def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done):
     started = time.perf_counter()
     bar = ProgressBar(f"epoch {epoch}/{config.epochs}", enabled=not quiet)
     images = data.train_epoch()
     try:
-        train_elbo, steps = train_epoch(svi, vae, images, data.train.labels, on_step=bar.update)
+        train_elbo, steps = train_epoch(svi, vae, images, data.train.labels, steps_done, on_step=bar.update)
     finally:
         bar.close()
     test_elbo = evaluate_elbo(vae, data.test)

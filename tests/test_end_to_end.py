@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import run_cli
-from pyro_vae import Config, load_run, train
+from pyro_vae import Config, evaluate, load_run, train
 from pyro_vae.classifier import accuracy
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,8 @@ def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, clas
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     required = {"elbo", "reconstruction", "kl_analytic", "kl_pyro", "log_likelihood",
-                "log_likelihood_stderr", "k", "n_images", "digit_accuracy"}
+                "log_likelihood_stderr", "k", "n_images", "digit_accuracy", "gradient_variance_trace",
+                "gradient_variance_analytic", "gradient_variance_trace_stderr", "gradient_variance_analytic_stderr"}
     assert required <= set(figures)
     assert figures["n_images"] == 10000 and figures["k"] == 50
     assert abs(figures["kl_analytic"] - figures["kl_pyro"]) < 1e-3 * figures["kl_analytic"]
@@ -104,9 +105,21 @@ def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, clas
     assert figures["elbo"] < figures["log_likelihood"] < 0  # the IWAE bound is tighter
     assert 0 < figures["log_likelihood_stderr"] < 1
     assert figures["digit_accuracy"] >= 0.8
+    assert figures["kl_estimator"] == "closed form"
+    for name in ("trace", "analytic"):
+        assert figures[f"gradient_variance_{name}"] > figures[f"gradient_variance_{name}_stderr"] > 0
     # the training log's last test ELBO is a one-sample estimate of the same bound
     last = json.loads((cvae_run / "metrics.jsonl").read_text().splitlines()[-1])
     assert abs(last["test_elbo"] - figures["elbo"]) < 1.0
+
+
+def test_evaluate_is_determined_by_its_seed(cvae_run, data_root):
+    run = load_run(cvae_run, device="cpu")
+    first, again, other = (evaluate(run, k=3, seed=seed, data_dir=str(data_root)).to_dict() for seed in (5, 5, 6))
+    for figures in (first, again, other):
+        figures.pop("seconds")
+    assert first == again
+    assert first["log_likelihood"] != other["log_likelihood"]
 
 
 def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data_root):

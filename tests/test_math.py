@@ -14,7 +14,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 from pyro_vae import Config, VAE, gaussian_kl
 from pyro_vae.data import one_hot
-from pyro_vae.model import reconstruction_log_likelihood, softplus
+from pyro_vae.likelihoods import reconstruction_log_likelihood, softplus
 from pyro_vae.networks import elu
 
 

@@ -171,3 +171,20 @@ def test_init_from_starts_from_the_other_runs_weights(tmp_path, data_root):
         assert torch.allclose(tuned.vae.state_dict()[name], value, atol=1e-6), name
     assert abs(tuned.metrics[0]["test_elbo"] - first.metrics[0]["test_elbo"]) < 1.0
     assert json.loads((tuned.path / "config.json").read_text())["init_from"] == str(first.path)
+
+
+def test_classic_svi_trains_resumes_exactly_and_matches_the_fast_step(tmp_path, data_root):
+    """`--no-fast` (pyro.infer.SVI with pyro.optim.Adam) is the path results/default-vae resumes
+    through: it must train, resume bit for bit, and take the fast step's updates up to float noise."""
+    classic = Config(epochs=2, hidden_dims=(64,), z_dim=4, device="cpu", fast=False, data_dir=str(data_root))
+    reference = train(classic, out=tmp_path / "classic", quiet=True, echo=None)
+    train(replace(classic, epochs=1), out=tmp_path / "halted", quiet=True, echo=None)
+    resume(tmp_path / "halted", epochs=2, quiet=True, echo=None)
+    uninterrupted = load_checkpoint(reference.path / "checkpoint.pt")
+    resumed = load_checkpoint(tmp_path / "halted" / "checkpoint.pt")
+    for key in ("model", "optimizer", "rng", "step"):
+        assert tensors_equal(resumed[key], uninterrupted[key]), key
+    assert without_seconds(resumed["metrics"]) == without_seconds(uninterrupted["metrics"])
+    fast = train(replace(classic, fast=True), out=tmp_path / "fast", quiet=True, echo=None)
+    classic_elbo, fast_elbo = reference.metrics[-1]["test_elbo"], fast.metrics[-1]["test_elbo"]
+    assert abs(classic_elbo - fast_elbo) < 0.05, (classic_elbo, fast_elbo)
