@@ -20,6 +20,9 @@ LIKELIHOODS = ("bernoulli", "normal", "continuous-bernoulli")
 ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
 DATASETS = ("mnist", "fashion-mnist")
+OBJECTIVES = ("elbo", "iwae")
+PRIORS = ("normal", "vamp")
+POSTERIORS = ("gaussian", "iaf")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
 # Derived sizes, here because the parameter count below needs them before any network exists
@@ -61,6 +64,26 @@ class Config:
     normal_scale: float = hyper(0.1, "Standard deviation of the normal likelihood, in pixel units.", positive=True)
     elbo: str = hyper("analytic", "analytic: TraceMeanField_ELBO, closed-form KL; trace: Trace_ELBO, "
                                   "Monte-Carlo KL.", choices=ELBOS)  # fmt: skip
+    # the variants: each a piece the one model and guide compose (priors.py, posteriors.py, objectives.py)
+    objective: str = hyper("elbo", "elbo: the ELBO (estimated as --elbo says); iwae: the importance-weighted "
+                                   "bound with --particles draws per image (Burda et al. 2015).",
+                           choices=OBJECTIVES)  # fmt: skip
+    particles: int = hyper(1, "IWAE: draws per image in the bound (--objective iwae).", minimum=1, maximum=10_000)
+    beta: float = hyper(1.0, "The KL's weight (beta-VAE, Higgins et al. 2017); evaluation always uses 1.",
+                        positive=True)  # fmt: skip
+    kl_warmup: int = hyper(0, "Epochs over which the KL's weight rises linearly from 0 to --beta "
+                              "(Sonderby et al. 2016).", minimum=0)  # fmt: skip
+    prior: str = hyper("normal", "normal: N(0, I); vamp: the VampPrior, a mixture of q(z|u_k) over "
+                                 "--pseudo-inputs learned inputs (Tomczak & Welling 2018).",
+                       choices=PRIORS)  # fmt: skip
+    pseudo_inputs: int = hyper(500, "VampPrior: number of learned pseudo-inputs.", minimum=1, maximum=10_000)
+    posterior: str = hyper("gaussian", "gaussian: N(mu(x), diag sigma(x)^2); iaf: that Gaussian through "
+                                       "--flows inverse autoregressive maps (Kingma et al. 2016).",
+                           choices=POSTERIORS)  # fmt: skip
+    flows: int = hyper(2, "IAF: number of autoregressive maps.", minimum=1, maximum=64)
+    stochastic_layers: int = hyper(1, "1: p(z) p(x|z); 2: p(z2) p(z1|z2) p(x|z1) with q(z1|x) q(z2|z1).",
+                                   minimum=1, maximum=2)  # fmt: skip
+    top_z_dim: int = hyper(16, "Two stochastic layers: dimensions of the top latent z2.", minimum=1)
     conditional: bool = hyper(False, "Train a conditional VAE on the class labels.")
     label_every_layer: bool = hyper(True, "Conditional: feed the label to every layer or only to the input.",
                                     flag="--label-every-layer", secondary="--label-input-only")  # fmt: skip
@@ -88,22 +111,43 @@ class Config:
             check_value(field.name, getattr(self, field.name), field.metadata)
         if not self.hidden_dims or any(not _is_int(width) or width <= 0 for width in self.hidden_dims):
             raise PyroVAEError(f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}")
+        for combination, reason in self.impossible_combinations():
+            if combination:
+                raise PyroVAEError(reason)
         if self.network_parameters() > MAX_PARAMETERS:
             raise PyroVAEError(
                 f"the encoder and decoder would hold {self.network_parameters():,} parameters, more than "
                 f"{MAX_PARAMETERS:,}; choose smaller hidden_dims or z_dim"
             )
 
+    def impossible_combinations(self):
+        """(holds, one-line reason) for each combination of variants that cannot work."""
+        yield (self.objective == "iwae" and (self.beta != 1 or self.kl_warmup > 0),
+               "--beta and --kl-warmup weigh the ELBO's KL term, which the IWAE bound does not have; "
+               "use them with --objective elbo")  # fmt: skip
+        yield (self.objective == "elbo" and self.particles > 1,
+               "--particles is the IWAE bound's number of draws; use it with --objective iwae")  # fmt: skip
+        yield (self.prior == "vamp" and self.conditional,
+               "--prior vamp with --conditional: the VampPrior's pseudo-inputs have no labels to condition on")
+        yield (self.stochastic_layers == 2 and self.elbo == "analytic",
+               "--stochastic-layers 2 needs --elbo trace: its guide draws z1 before z2, so "
+               "TraceMeanField_ELBO's per-site closed-form KL does not apply")  # fmt: skip
+        yield (self.stochastic_layers == 2 and self.conditional,
+               "--stochastic-layers 2 with --conditional is not supported: the conditional VAE has one layer")
+
     def network_parameters(self) -> int:
         """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
         label = NUM_CLASSES if self.conditional else 0
         encoder = [IMAGE_PIXELS, *self.hidden_dims, 2 * self.z_dim]
         decoder = [self.z_dim, *reversed(self.hidden_dims), IMAGE_PIXELS]
-        return sum(
+        networks = sum(
             (width_in + label) * width_out + width_out
             for widths in (encoder, decoder)
             for width_in, width_out in zip(widths[:-1], widths[1:])
         )
+        pseudo_inputs = self.pseudo_inputs * IMAGE_PIXELS if self.prior == "vamp" else 0
+        flows = self.flows * 3 * (4 * self.z_dim) ** 2 if self.posterior == "iaf" else 0  # about
+        return networks + pseudo_inputs + flows
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

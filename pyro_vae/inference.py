@@ -81,8 +81,9 @@ class FastSVI:
         return pyro.validation_enabled(False)
 
 
-def make_svi(vae: VAE, config: Config) -> FastSVI | ClassicSVI:
-    objective = make_objective(config)
+def make_svi(vae: VAE, config: Config, train_images: int = 60_000) -> FastSVI | ClassicSVI:
+    """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up."""
+    objective = make_objective(config, steps_per_epoch=math.ceil(train_images / config.batch_size))
     return FastSVI(vae, config, objective) if config.fast else ClassicSVI(vae, config, objective)
 
 

@@ -30,8 +30,8 @@ from .config import IMAGE_PIXELS, NUM_CLASSES, Config
 from .errors import PyroVAEError
 from .likelihoods import pixel_distribution, pixel_mean
 from .networks import Decoder, Encoder
-from .posteriors import POSTERIORS
-from .priors import PRIORS
+from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
+from .priors import prior_for
 
 
 class VAE(nn.Module):
@@ -51,24 +51,39 @@ class VAE(nn.Module):
             condition_every_layer=config.label_every_layer,
             activation=config.activation,
         )
-        self.encoder = Encoder(IMAGE_PIXELS, config.hidden_dims, config.z_dim, **shared)
+        self.latent_posterior = posterior_for(config)
+        self.encoder = Encoder(IMAGE_PIXELS, config.hidden_dims, self.latent_posterior.encoder_outputs(), **shared)
         self.decoder = Decoder(config.z_dim, config.hidden_dims, IMAGE_PIXELS, **shared)
-        self.latent_prior = PRIORS["normal"](config.z_dim)
-        self.latent_posterior = POSTERIORS["gaussian"]()
+        two_layers = config.stochastic_layers == 2
+        top_dim = config.top_z_dim if two_layers else config.z_dim
+        self.latent_prior = prior_for(config, top_dim)
+        # Two stochastic layers: p(z1 | z2) downward in the model, q(z2 | z1) upward in the guide.
+        hidden = config.hidden_dims[-1] // 2
+        self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim)] if two_layers else [])
+        self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim)] if two_layers else [])
+        self.top_site = "z_top" if two_layers else "z"
 
-    # --- the three pieces ------------------------------------------------------------------------
+    # --- the pieces ------------------------------------------------------------------------------------
 
     def prior(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
-        """p(z), batch shape ``batch_shape``, event shape (z_dim,)."""
-        return self.latent_prior(tuple(batch_shape))
+        """p(z) of the top latent, batch shape ``batch_shape``, event shape (its dimensions,)."""
+        return self.latent_prior(tuple(batch_shape), self._encode_top)
 
     def posterior(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """q(z | x[, y]) from the encoder; ``condition`` is ``VAE.condition(y)``."""
-        return self.latent_posterior(*self.encoder(x, condition))
+        return self.latent_posterior(self.encoder(x, condition))
 
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z[, y]) from the decoder, one factor per pixel; batch shape z's leading shape."""
         return pixel_distribution(self.decoder(z, condition), self.config)
+
+    def _encode_top(self, x: torch.Tensor) -> dist.Distribution:
+        """q(top latent | x) for the VampPrior's pseudo-inputs: q(z|x), or with two layers
+        q(z2 | z1 = E[z1|x])."""
+        q = self.posterior(x)
+        for layer in self.upward:
+            q = layer(_mean(q))
+        return q
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """What the networks see of the label: ``label_scale * y``, or None for the plain VAE.
@@ -84,38 +99,62 @@ class VAE(nn.Module):
     # --- Pyro's model and guide --------------------------------------------------------------------
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: float = 1.0):
-        """p(x, z | y) = p(z) p(x | z, y); ``kl_scale`` weighs the latent site (objectives.py)."""
+        """p(x, z | y) = p(z) p(x | z, y), or with two layers p(z2) p(z1 | z2) p(x | z1);
+        ``kl_scale`` weighs the latent sites (objectives.py)."""
         pyro.module("decoder", self.decoder)
-        self._register("latent_prior")
+        self._register("latent_prior", "downward")
         condition = self.condition(y)
         with pyro.plate("data", x.shape[0]):
             with poutine.scale(scale=kl_scale):
-                z = pyro.sample("z", self.prior((x.shape[0],)))
+                z = pyro.sample(self.top_site, self.prior((x.shape[0],)))
+                for layer in self.downward:
+                    z = pyro.sample("z", layer(z))
             pyro.sample("x", self.likelihood(z, condition), obs=x)
 
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: float = 1.0):
-        """q(z | x, y), z reparametrized; the same ``kl_scale`` as the model's latent site."""
+        """q(z | x, y), or with two layers q(z1 | x) q(z2 | z1); z reparametrized; the same
+        ``kl_scale`` as the model's latent sites."""
         pyro.module("encoder", self.encoder)
-        self._register("latent_posterior")
+        self._register("latent_posterior", "upward")
         with pyro.plate("data", x.shape[0]):
             with poutine.scale(scale=kl_scale):
-                pyro.sample("z", self.posterior(x, self.condition(y)))
+                z = pyro.sample("z", self.posterior(x, self.condition(y)))
+                for layer in self.upward:
+                    pyro.sample("z_top", layer(z))
 
-    def _register(self, piece: str) -> None:
-        """A piece with learned parameters (a VampPrior's pseudo-inputs, a flow) joins Pyro's
-        parameter store under its own name; the standard normal prior and Gaussian q have none."""
-        module = getattr(self, piece)
-        if any(True for _ in module.parameters()):
-            pyro.module(piece, module)
+    def _register(self, *pieces: str) -> None:
+        """Pieces with learned parameters (a VampPrior's pseudo-inputs, a flow, a second layer) join
+        Pyro's parameter store under their own names; the standard normal prior and Gaussian q have
+        none, so a one-layer default VAE registers exactly its encoder and decoder."""
+        for piece in pieces:
+            module = getattr(self, piece)
+            if any(True for _ in module.parameters()):
+                pyro.module(piece, module)
+
+    def closed_form_kl(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
+        """KL(q(z|x) || p(z)) per image by hand where one exists (one layer, Gaussian q and p)."""
+        if self.downward:
+            return None
+        return closed_form_kl(self.posterior(x, self.condition(y)), self.prior((x.shape[0],)))
 
     # --- what the figures and sampling use -----------------------------------------------------------
 
     @torch.no_grad()
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E_q[z | x, y], the point a figure encodes an image to."""
-        return self.posterior(x, self.condition(y)).mean
+        return _mean(self.posterior(x, self.condition(y)))
 
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y] in [0, 1], the likelihood's mean (see ``likelihoods.pixel_mean``)."""
         return pixel_mean(self.decoder(z, self.condition(y)), self.config)
+
+
+def _mean(distribution: dist.Distribution) -> torch.Tensor:
+    """The mean, or for a flow (no closed-form mean) the flow applied to its base's mean."""
+    if isinstance(distribution, dist.TransformedDistribution):
+        value = distribution.base_dist.mean
+        for transform in distribution.transforms:
+            value = transform(value)
+        return value
+    return distribution.mean

@@ -96,17 +96,14 @@ class ConditionedMLP(nn.Module):
 
 
 class Encoder(nn.Module):
-    """q(z | x[, y]) = N(z_loc, diag z_scale^2), the network predicting log z_scale."""
+    """x[, y] -> the numbers the posterior piece reads (for a Gaussian q: mu and log sigma)."""
 
-    def __init__(self, x_dim, hidden_dims, z_dim, condition_dim=0, condition_every_layer=True, activation="elu"):
+    def __init__(self, x_dim, hidden_dims, out_dim, condition_dim=0, condition_every_layer=True, activation="elu"):
         super().__init__()
-        self.net = ConditionedMLP(
-            x_dim, hidden_dims, 2 * z_dim, condition_dim, condition_every_layer, activation
-        )
+        self.net = ConditionedMLP(x_dim, hidden_dims, out_dim, condition_dim, condition_every_layer, activation)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None):
-        z_loc, z_log_scale = self.net(x, condition).chunk(2, dim=-1)
-        return z_loc, z_log_scale.exp()
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x, condition)
 
 
 class Decoder(nn.Module):

@@ -178,7 +178,7 @@ def prior_quantiles(vae, quantiles: torch.Tensor, draws: int = 200_000) -> torch
     through the inverse CDF for a Gaussian prior, else from ``draws`` prior samples (fixed seed)."""
     prior = vae.prior((1,))
     base = prior.base_dist if isinstance(prior, torch.distributions.Independent) else None
-    if isinstance(base, torch.distributions.Normal):
+    if isinstance(base, torch.distributions.Normal) and not vae.downward:
         return base.icdf(quantiles.to(base.loc.device)[:, None]).cpu()
     samples = draw_prior(vae, draws, torch.Generator().manual_seed(0)).cpu()
     return torch.quantile(samples, quantiles, dim=0)

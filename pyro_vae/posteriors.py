@@ -1,26 +1,93 @@
 """Amortized posteriors q(z | x): small modules that turn the encoder's output into a Pyro
 distribution over z with one event dimension, and the closed-form KL where one exists.
 
-The encoder outputs (z_loc, z_scale) for each image; a posterior piece builds q from them. The guide,
-the evaluator and the figures ask the VAE for q (``VAE.posterior``); nothing else knows its family.
+The encoder outputs ``encoder_outputs()`` numbers per image; the posterior piece builds q from them.
+The guide, the evaluator and the figures ask the VAE for q (``VAE.posterior``); nothing else knows
+its family.
 """
 
 from __future__ import annotations
 
 import pyro.distributions as dist
+import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
+from .networks import ConditionedMLP
+
 
 class DiagonalGaussian(nn.Module):
-    """q(z | x) = N(z; mu(x), diag sigma(x)^2), drawn by reparametrization: z = mu + sigma * eps,
-    eps ~ N(0, I), so gradients flow through z into the encoder (Kingma & Welling 2013)."""
+    """q(z | x) = N(z; mu(x), diag sigma(x)^2), the encoder giving (mu, log sigma); drawn by
+    reparametrization, z = mu + sigma * eps with eps ~ N(0, I), so gradients flow through z into the
+    encoder (Kingma & Welling 2013)."""
 
-    def forward(self, z_loc: torch.Tensor, z_scale: torch.Tensor) -> dist.Distribution:
-        return dist.Normal(z_loc, z_scale).to_event(1)
+    def __init__(self, z_dim: int):
+        super().__init__()
+        self.z_dim = z_dim
+
+    def encoder_outputs(self) -> int:
+        return 2 * self.z_dim
+
+    def forward(self, encoded: torch.Tensor) -> dist.Distribution:
+        z_loc, z_log_scale = encoded.split([self.z_dim, self.z_dim], dim=-1)
+        return dist.Normal(z_loc, z_log_scale.exp()).to_event(1)
 
 
-POSTERIORS = {"gaussian": DiagonalGaussian}
+class InverseAutoregressiveFlow(nn.Module):
+    """q(z | x) by an inverse autoregressive flow (Kingma et al. 2016): a Gaussian draw pushed through
+    T affine autoregressive maps, each conditioned on a context h(x) that the encoder also outputs,
+
+        z_0 = mu(x) + sigma(x) * eps,    z_t = m_t(z_{t-1}, h) + s_t(z_{t-1}, h) * z_{t-1},
+        log q(z_T | x) = log N(z_0; mu, diag sigma^2) - sum_t sum_j log s_t,j(z_{t-1}, h),
+
+    with m_t, s_t from a masked (MADE) network, so that dimension j depends only on dimensions < j and
+    the Jacobian is triangular; the order is reversed between maps. Pyro's
+    ``conditional_affine_autoregressive`` and ``TransformedDistribution`` compute the draw and the
+    log-determinant; a draw's density is read from the transforms' cache, never by inverting them."""
+
+    def __init__(self, z_dim: int, flows: int, context_dim: int, hidden: int):
+        super().__init__()
+        self.z_dim, self.context_dim = z_dim, context_dim
+        self.flows = nn.ModuleList(
+            T.conditional_affine_autoregressive(z_dim, context_dim, hidden_dims=[hidden, hidden])
+            for _ in range(flows)
+        )
+        self.register_buffer("reverse", torch.arange(z_dim - 1, -1, -1), persistent=False)
+
+    def encoder_outputs(self) -> int:
+        return 2 * self.z_dim + self.context_dim
+
+    def forward(self, encoded: torch.Tensor) -> dist.Distribution:
+        z_loc, z_log_scale, context = encoded.split([self.z_dim, self.z_dim, self.context_dim], dim=-1)
+        transforms = []
+        for index, flow in enumerate(self.flows):
+            if index > 0:
+                transforms.append(T.Permute(self.reverse))
+            transforms.append(flow.condition(context))
+        base = dist.Normal(z_loc, z_log_scale.exp()).to_event(1)
+        return dist.TransformedDistribution(base, transforms)
+
+
+class ConditionalGaussian(nn.Module):
+    """N(z_out; m(z_in), diag s(z_in)^2) with (m, log s) from a small ELU network: the upward
+    q(z2 | z1) of the guide and the downward p(z1 | z2) of the model with two stochastic layers
+    (Burda et al. 2015 use two hidden layers of 100 and 50 units)."""
+
+    def __init__(self, in_dim: int, hidden: int, out_dim: int):
+        super().__init__()
+        self.net = ConditionedMLP(in_dim, (hidden, hidden), 2 * out_dim)
+        self.out_dim = out_dim
+
+    def forward(self, z_in: torch.Tensor) -> dist.Distribution:
+        loc, log_scale = self.net(z_in).split([self.out_dim, self.out_dim], dim=-1)
+        return dist.Normal(loc, log_scale.exp()).to_event(1)
+
+
+def posterior_for(config) -> nn.Module:
+    """The posterior piece ``config.posterior`` names."""
+    if config.posterior == "iaf":
+        return InverseAutoregressiveFlow(config.z_dim, config.flows, 2 * config.z_dim, 4 * config.z_dim)
+    return DiagonalGaussian(config.z_dim)
 
 
 def gaussian_kl(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,20 @@
 """Priors p(z): small modules that return a Pyro distribution over z with one event dimension.
 
 A prior is called with the batch shape it must cover (for example ``(n,)``, or ``(k, n)`` under a
-particle plate) and returns a distribution whose ``batch_shape`` is that shape and whose
-``event_shape`` is ``(z_dim,)``. The model, the evaluator, sampling and the figures all ask the VAE
+particle plate) and the VAE's ``encode`` (x -> q(z|x), which the VampPrior uses) and returns a
+distribution whose ``batch_shape`` is that shape and whose ``event_shape`` is ``(z_dim,)``. The model, the evaluator, sampling and the figures all ask the VAE
 for it (``VAE.prior``); nothing else knows which prior a run has.
 """
 
 from __future__ import annotations
 
+import math
+
 import pyro.distributions as dist
 import torch
 from torch import nn
+
+from .config import IMAGE_PIXELS
 
 
 class StandardNormal(nn.Module):
@@ -22,7 +26,7 @@ class StandardNormal(nn.Module):
         # not in the state dict: it only carries the device and dtype (and a scale for experiments)
         self.register_buffer("scale", torch.tensor(float(scale)), persistent=False)
 
-    def forward(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
+    def forward(self, batch_shape: tuple[int, ...], encode=None) -> dist.Distribution:
         scale = self.scale.expand(*batch_shape, self.z_dim)
         return dist.Normal(torch.zeros_like(scale), scale).to_event(1)
 
@@ -36,9 +40,70 @@ class GaussianMixture(nn.Module):
         self.register_buffer("locs", torch.as_tensor(locs, dtype=torch.float32), persistent=False)
         self.register_buffer("scales", torch.as_tensor(scales, dtype=torch.float32), persistent=False)
 
-    def forward(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
+    def forward(self, batch_shape: tuple[int, ...], encode=None) -> dist.Distribution:
         components = dist.Normal(self.locs, self.scales).to_event(1)
         return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components).expand(batch_shape)
 
 
-PRIORS = {"normal": StandardNormal}
+
+
+class DiagonalGaussianMixture(dist.TorchDistribution):
+    """p(z) = (1/K) sum_k N(z; m_k, diag s_k^2), the same K components for every batch element.
+
+    log N(z; m, s^2) = -1/2 sum_j (z_j - m_j)^2 / s_j^2 - sum_j log s_j - D/2 log 2 pi, and the
+    square expands into z^2 . (1/s^2) - 2 z . (m/s^2) + m^2 . (1/s^2): two (rows, D) x (D, K)
+    matrix products instead of a (rows, K, D) tensor, which for K = 500 pseudo-inputs would be 500
+    times the size of z."""
+
+    arg_constraints = {}
+    support = dist.constraints.real_vector
+    has_rsample = False
+
+    def __init__(self, locs: torch.Tensor, scales: torch.Tensor, batch_shape=torch.Size(), validate_args=None):
+        self.locs, self.scales = locs, scales
+        super().__init__(torch.Size(batch_shape), locs.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return DiagonalGaussianMixture(self.locs, self.scales, batch_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        precision = self.scales.pow(-2)  # (K, D)
+        quadratic = value.pow(2) @ precision.T - 2 * value @ (self.locs * precision).T
+        quadratic = quadratic + (self.locs.pow(2) * precision).sum(-1)  # (..., K)
+        log_normalizer = self.scales.log().sum(-1) + 0.5 * self.locs.shape[-1] * math.log(2 * math.pi)
+        components = -0.5 * quadratic - log_normalizer
+        return torch.logsumexp(components, dim=-1) - math.log(self.locs.shape[0])
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = torch.Size(sample_shape) + self.batch_shape
+        with torch.no_grad():
+            index = torch.randint(self.locs.shape[0], shape, device=self.locs.device)
+            noise = torch.randn(shape + self.event_shape, device=self.locs.device)
+            return self.locs[index] + self.scales[index] * noise
+
+
+class VampPrior(nn.Module):
+    """The VampPrior (Tomczak & Welling 2018): the aggregate posterior of K learned pseudo-inputs,
+
+        p(z) = (1/K) sum_k q(z | u_k),   u_k in [0, 1]^784 (a hard tanh of free parameters),
+
+    with q the VAE's own encoder, so prior and posterior learn together. With a flow posterior the
+    components are its Gaussian base q_0(z | u_k) (a mixture of flows has no batched density)."""
+
+    def __init__(self, pseudo_inputs: int, x_dim: int):
+        super().__init__()
+        # Tomczak & Welling initialize near the data mean with small noise
+        self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(pseudo_inputs, x_dim))
+
+    def forward(self, batch_shape: tuple[int, ...], encode=None) -> dist.Distribution:
+        components = encode(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        base = components.base_dist if isinstance(components, dist.TransformedDistribution) else components
+        normal = base.base_dist  # Independent(Normal) -> Normal, batch (K,)
+        return DiagonalGaussianMixture(normal.loc, normal.scale, batch_shape)
+
+
+def prior_for(config, z_dim: int) -> nn.Module:
+    """The prior piece ``config.prior`` names, over the top latent of ``z_dim`` dimensions."""
+    if config.prior == "vamp":
+        return VampPrior(config.pseudo_inputs, IMAGE_PIXELS)
+    return StandardNormal(z_dim)

@@ -55,19 +55,27 @@ def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0
 
 @torch.no_grad()
 def draw_prior(vae: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n draws z ~ p(z) on the VAE's device. A diagonal Gaussian prior is drawn as loc + scale * eps
-    with eps from the CPU ``generator``, so a seed gives the same z, and images, on any device;
-    another prior (a mixture) samples itself, seeded from the generator."""
-    prior = vae.prior((n,))
-    base = prior.base_dist if isinstance(prior, dist.Independent) else None
+    """n draws of the latent the decoder reads, on the VAE's device: z ~ p(z), or with two layers
+    z2 ~ p(z2) then z1 ~ p(z1 | z2). Diagonal Gaussians are drawn as loc + scale * eps with eps from
+    the CPU ``generator``, so a seed gives the same z, and images, on any device; another prior (a
+    mixture) samples itself, seeded from the generator."""
+    z = draw(vae.prior((n,)), generator)
+    for layer in vae.downward:
+        z = draw(layer(z), generator)
+    return z
+
+
+def draw(distribution: dist.Distribution, generator: torch.Generator) -> torch.Tensor:
+    """One draw of ``distribution`` (see ``draw_prior``)."""
+    base = distribution.base_dist if isinstance(distribution, dist.Independent) else None
     if type(base) is dist.Normal:
-        noise = torch.randn(prior.shape(), generator=generator)
+        noise = torch.randn(distribution.shape(), generator=generator)
         return base.loc + base.scale * noise.to(base.loc.device)
     seed = int(torch.randint(2**62, (1,), generator=generator))
     cuda_devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=cuda_devices):  # the run's own generators stay untouched
         torch.manual_seed(seed)
-        return prior.sample()
+        return distribution.sample()
 
 
 def check_output_path(path: str | Path) -> Path:

@@ -63,7 +63,7 @@ def train(
     vae.to(device)
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)
-    svi = make_svi(vae, config)
+    svi = make_svi(vae, config, len(data.train))
     return _fit(run_dir, config, data, vae, svi, {"epoch": 0, "step": 0, "metrics": []},
                 quiet, echo, on_epoch, detect_anomaly)  # fmt: skip
 
@@ -107,7 +107,7 @@ def resume(
     vae = VAE(config)
     load_weights(vae, state["model"], checkpoint_path)
     vae.to(target)
-    svi = make_svi(vae, config)
+    svi = make_svi(vae, config, len(data.train))
     svi.load_state_dict(state["optimizer"])
     restore_rng_state(state["rng"])
     write_metrics(run_dir, state["metrics"])

@@ -57,8 +57,8 @@ def hand_log_prior(prior, z: torch.Tensor) -> torch.Tensor:
 
 def hand_log_weight(vae, prior, x, z):
     """log p(x|z) + log p(z) - log q(z|x), without Pyro."""
-    z_loc, z_scale = vae.encoder(x, None)
-    log_q = torch.distributions.Normal(z_loc, z_scale).log_prob(z).sum(-1)
+    z_loc, z_log_scale = vae.encoder(x, None).chunk(2, dim=-1)
+    log_q = torch.distributions.Normal(z_loc, z_log_scale.exp()).log_prob(z).sum(-1)
     return reconstruction_log_likelihood(x, vae.decoder(z, None), vae.config) + hand_log_prior(prior, z) - log_q
 
 

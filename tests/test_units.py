@@ -29,7 +29,8 @@ def test_model_and_guide_sites_have_the_documented_shapes(conditional):
     assert x_site["is_observed"] and x_site["fn"].batch_shape == (5,) and x_site["fn"].event_shape == (784,)
     assert model_trace.nodes["z"]["fn"].event_shape == (3,)
     assert [frame.name for frame in x_site["cond_indep_stack"]] == ["data"]
-    z_loc, z_scale = vae.encoder(x, y if conditional else None)
+    q = vae.posterior(x, vae.condition(y) if conditional else None).base_dist
+    z_loc, z_scale = q.loc, q.scale
     assert z_loc.shape == z_scale.shape == (5, 3) and bool((z_scale > 0).all())
 
 

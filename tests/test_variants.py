@@ -1,0 +1,187 @@
+"""The variants as pieces: the IWAE objective per image, the KL weight's schedule, the IAF posterior,
+the VampPrior and two stochastic layers, each checked against its equation written by hand; and
+that they compose, train, resume exactly and evaluate on real MNIST."""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pyro.poutine as poutine
+import pytest
+import torch
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+
+from pyro_vae import Config, PyroVAEError, VAE
+from pyro_vae.data import one_hot
+from pyro_vae.evaluation import importance_weights, iwae_bound
+from pyro_vae.likelihoods import reconstruction_log_likelihood
+from pyro_vae.objectives import IWAE, make_objective
+from pyro_vae.posteriors import gaussian_kl
+from pyro_vae.priors import DiagonalGaussianMixture
+
+
+def small_vae(**overrides) -> VAE:
+    torch.manual_seed(0)
+    pyro.clear_param_store()
+    return VAE(Config(z_dim=4, hidden_dims=(32,), pseudo_inputs=7, top_z_dim=3, **overrides))
+
+
+def binary_batch(size: int = 6) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(2)
+    return torch.bernoulli(torch.rand(size, 784, generator=generator), generator=generator)
+
+
+def test_iwae_with_one_particle_is_the_trace_elbo_estimate():
+    vae, x = small_vae(), binary_batch()
+    pyro.set_rng_seed(5)
+    iwae = IWAE(1).loss(vae.model, vae.guide, x)
+    pyro.set_rng_seed(5)
+    assert iwae == pytest.approx(Trace_ELBO().loss(vae.model, vae.guide, x), rel=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"posterior": "iaf"}, {"prior": "vamp"},
+                                       {"stochastic_layers": 2, "elbo": "trace"}], ids=str)  # fmt: skip
+def test_iwae_objective_is_the_evaluators_bound_per_image_on_the_same_draws(overrides):
+    """L_K = sum_n [logsumexp_k log w_nk - log K]: a logsumexp over each image's own K particles,
+    not over the batch (Pyro's RenyiELBO(alpha=0) pools them, pyro-ppl issue 3104)."""
+    vae, x = small_vae(**overrides), binary_batch()
+    pyro.set_rng_seed(8)
+    loss = IWAE(5).loss(vae.model, vae.guide, x)
+    pyro.set_rng_seed(8)
+    log_weights, _ = importance_weights(vae, x, None, k=5)  # one chunk of 5 particles
+    assert -loss == pytest.approx(iwae_bound(log_weights).sum().item(), rel=1e-6)
+    pooled = (torch.logsumexp(log_weights.sum(0), 0) - math.log(5)).item()  # the batch-pooled bound
+    assert abs(-loss - pooled) > 1e-3
+
+
+def test_iwae_gradient_flows_through_the_draws_and_tightens_with_k():
+    vae, x = small_vae(), binary_batch()
+    pyro.set_rng_seed(0)
+    IWAE(5).loss_and_grads(vae.model, vae.guide, x)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in vae.encoder.parameters())
+    bounds = []
+    for particles in (1, 50):
+        pyro.set_rng_seed(1)
+        bounds.append(-sum(IWAE(particles).loss(vae.model, vae.guide, x) for _ in range(20)))
+    assert bounds[1] > bounds[0]
+
+
+def test_kl_weight_warms_up_linearly_then_holds_beta():
+    objective = make_objective(Config(beta=2.0, kl_warmup=2), steps_per_epoch=100)
+    assert [objective.kl_scale(step) for step in (1, 100, 200, 201, 10_000)] == [0.01, 1.0, 2.0, 2.0, 2.0]
+    assert make_objective(Config(), steps_per_epoch=100).kl_scale(1) == 1.0
+
+
+def test_beta_scales_the_closed_form_kl_and_nothing_else():
+    """With kl_scale beta on the latent site, TraceMeanField_ELBO's loss is
+    -sum_n [log p(x_n|z_n) - beta KL(q(z|x_n) || p(z))] for the guide's draw."""
+    vae, x = small_vae(), binary_batch()
+    pyro.set_rng_seed(4)
+    loss = TraceMeanField_ELBO().loss(vae.model, vae.guide, x, None, kl_scale=0.3)
+    pyro.set_rng_seed(4)
+    z = poutine.trace(vae.guide).get_trace(x).nodes["z"]["value"]
+    with torch.no_grad():
+        q = vae.posterior(x).base_dist
+        by_hand = reconstruction_log_likelihood(x, vae.decoder(z), vae.config) - 0.3 * gaussian_kl(q.loc, q.scale)
+    assert loss == pytest.approx(-by_hand.sum().item(), rel=1e-5)
+
+
+def test_iaf_log_density_is_the_base_density_minus_the_log_determinants():
+    vae, x = small_vae(posterior="iaf"), binary_batch()
+    q = vae.posterior(x)
+    assert isinstance(q, dist.TransformedDistribution) and len(q.transforms) == 3  # flow, reversal, flow
+    z0 = q.base_dist.sample()
+    value, log_det = z0, torch.zeros(6)
+    for transform in q.transforms:
+        after = transform(value)
+        log_det = log_det + transform.log_abs_det_jacobian(value, after)
+        value = after
+    torch.testing.assert_close(q.log_prob(value), q.base_dist.log_prob(z0) - log_det, rtol=1e-5, atol=1e-4)
+    assert vae.closed_form_kl(x) is None  # so the evaluator estimates the KL by Monte Carlo
+
+
+def test_vamp_prior_is_the_mean_of_the_posteriors_of_its_pseudo_inputs():
+    vae = small_vae(prior="vamp")
+    z = torch.randn(5, 6, 4)
+    with torch.no_grad():
+        pseudo = torch.nn.functional.hardtanh(vae.latent_prior.pseudo_inputs, 0.0, 1.0)
+        components = vae.posterior(pseudo)  # batch (7,)
+        by_hand = torch.logsumexp(components.log_prob(z.unsqueeze(-2)), dim=-1) - math.log(7)
+        torch.testing.assert_close(vae.prior((5, 6)).log_prob(z), by_hand, rtol=1e-4, atol=1e-4)
+    mixture = DiagonalGaussianMixture(torch.randn(3, 2), torch.rand(3, 2) + 0.5, (4,))
+    assert mixture.sample((10,)).shape == (10, 4, 2) and mixture.log_prob(torch.zeros(4, 2)).shape == (4,)
+
+
+def test_two_stochastic_layers_weight_is_the_whole_chain():
+    """log w = log p(z2) + log p(z1|z2) + log p(x|z1) - log q(z1|x) - log q(z2|z1)."""
+    vae, x = small_vae(stochastic_layers=2, elbo="trace"), binary_batch()
+    pyro.set_rng_seed(6)
+    log_weights, _ = importance_weights(vae, x, None, k=1)
+    pyro.set_rng_seed(6)
+    with pyro.plate("particles", 1, dim=-2):
+        guide = poutine.trace(vae.guide).get_trace(x)
+    z1, z2 = guide.nodes["z"]["value"][0], guide.nodes["z_top"]["value"][0]
+    with torch.no_grad():
+        by_hand = (
+            dist.Normal(0.0, 1.0).log_prob(z2).sum(-1)
+            + vae.downward[0](z2).log_prob(z1)
+            + reconstruction_log_likelihood(x, vae.decoder(z1), vae.config)
+            - vae.posterior(x).log_prob(z1)
+            - vae.upward[0](z1).log_prob(z2)
+        )
+    torch.testing.assert_close(log_weights[:, 0], by_hand, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"objective": "iwae", "beta": 0.5}, "--beta"),
+        ({"objective": "iwae", "kl_warmup": 3}, "--kl-warmup"),
+        ({"particles": 5}, "--objective iwae"),
+        ({"prior": "vamp", "conditional": True}, "--conditional"),
+        ({"stochastic_layers": 2, "elbo": "trace", "conditional": True}, "--conditional"),
+        ({"stochastic_layers": 2}, "--elbo trace"),
+        ({"objective": "renyi"}, "objective"),
+        ({"stochastic_layers": 3}, "stochastic_layers"),
+    ],
+)
+def test_combinations_that_cannot_work_are_named(changes, message):
+    with pytest.raises(PyroVAEError, match=message):
+        Config(**changes)
+
+
+@pytest.mark.slow
+def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plots(tmp_path, data_root):
+    """The issue's example composition, through the installed CLI on real MNIST with small networks."""
+    from conftest import run_cli
+    from test_reliability import tensors_equal
+
+    from pyro_vae.checkpoint import load_checkpoint
+
+    variant = ["--stochastic-layers", "2", "--prior", "vamp", "--posterior", "iaf", "--objective", "iwae",
+               "--particles", "3", "--elbo", "trace", "--pseudo-inputs", "20", "--hidden-dims", "64",
+               "--z-dim", "8", "--top-z-dim", "4", "--device", "cpu", "--quiet", "--no-plot"]  # fmt: skip
+    env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path / "runs")}
+    whole = run_cli("train", "--epochs", "2", "--out", tmp_path / "whole", *variant, env_extra=env)
+    assert whole.returncode == 0, whole.stderr
+    halted = run_cli("train", "--epochs", "1", "--out", tmp_path / "halted", *variant, env_extra=env)
+    assert halted.returncode == 0, halted.stderr
+    resumed = run_cli("train", "--resume", tmp_path / "halted", "--epochs", "2", "--no-plot", env_extra=env)
+    assert resumed.returncode == 0, resumed.stderr
+    reference, again = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("whole", "halted"))
+    assert reference["config"]["posterior"] == "iaf" and reference["config"]["stochastic_layers"] == 2
+    for key in ("model", "optimizer", "rng", "step"):
+        assert tensors_equal(again[key], reference[key]), key
+    evaluation = run_cli("evaluate", tmp_path / "whole", "--k", "4", "--json", "--device", "cpu", env_extra=env)
+    assert evaluation.returncode == 0, evaluation.stderr
+    import json
+
+    figures = json.loads(evaluation.stdout)
+    assert figures["kl_estimator"] == "monte carlo" and figures["kl_pyro"] is None
+    assert figures["elbo"] < figures["log_likelihood"] < 0
+    sample = run_cli("sample", "--run", tmp_path / "whole", "--n", "9", "--out", tmp_path / "s.npy", env_extra=env)
+    assert sample.returncode == 0, sample.stderr
+    plot = run_cli("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
+    assert plot.returncode == 0 and "latent.png" in plot.stdout, plot.stderr
