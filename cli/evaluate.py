@@ -21,12 +21,13 @@ from .options import DEVICE
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the draws.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--data-dir", help="Folder holding MNIST/raw/ or FashionMNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
+@click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples to the test images in the classifier's feature space (the classifier is trained once, about a minute, then cached).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def evaluate_command(run_dir, k, seed, device, data_dir, as_json):
+def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
     """Evaluate RUN (default: the latest run) on its dataset's 10,000 test images, nats per image."""
     run = load_run(run_dir or latest_run(), device=device)
     classifier = None
-    if run.config.conditional:
+    if run.config.conditional or fid:
         train_split = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).train
         echo = None if as_json else click.echo
         classifier = load_or_train_classifier(train_split, echo=echo, dataset=run.config.dataset)
@@ -52,6 +53,12 @@ def evaluate_command(run_dir, k, seed, device, data_dir, as_json):
         click.echo(f"  bits per dimension (8-bit images)   {result.bits_per_dim:10.4f}")
     else:
         click.echo(f"  bits per binary pixel        {result.bits_per_dim:10.4f}")
+    active = f"{result.active_units} of {run.config.z_dim}"
+    if result.active_units_top is not None:
+        active += f", top layer {result.active_units_top} of {run.config.top_z_dim}"
+    click.echo(f"  active units (Cov_x E[z|x] > 0.01) {active}")
+    if result.fid is not None:
+        click.echo(f"  FID in the classifier's feature space {result.fid:10.3f}")
     if result.digit_accuracy is not None:
         click.echo(f"  digit accuracy of samples {result.digit_accuracy:.1%}")
     click.echo(f"  ({result.seconds:.1f} s)")

@@ -12,6 +12,7 @@ from pyro_vae.training import TrainingInterrupted
 
 from .compare import compare_command
 from .evaluate import evaluate_command
+from .leaderboard import leaderboard_command
 from .plot import plot_command
 from .runs import runs_command
 from .sample import sample_command
@@ -33,6 +34,7 @@ cli.add_command(evaluate_command)
 cli.add_command(compare_command)
 cli.add_command(plot_command)
 cli.add_command(runs_command)
+cli.add_command(leaderboard_command)
 
 
 def _one_line(message, limit: int = 400) -> str:

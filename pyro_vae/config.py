@@ -198,6 +198,22 @@ def check_value(name: str, value, description) -> None:
         raise PyroVAEError(f"{name} must be a string, got {value!r}")
 
 
+def command_line(config: Config, out: str | None = None) -> str:
+    """The `pyro-vae train` command that makes ``config``: its flags for every field that differs
+    from the default (where a run lives, data_dir, is left out)."""
+    default, words = Config(), ["pyro-vae", "train"]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value == getattr(default, field.name) or field.name == "data_dir":
+            continue
+        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        if field.metadata["kind"] is bool:
+            words.append(flag if value else field.metadata["secondary"])
+        else:
+            words += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return " ".join(words + (["--out", out] if out else []))
+
+
 def parse_hidden_dims(text: str) -> tuple[int, ...]:
     """'512,512' -> (512, 512); the CLI's spelling of the hidden widths."""
     try:

@@ -1,5 +1,6 @@
 """Turn the user's --device string into a torch.device, or a one-line error."""
 
+import functools
 import re
 
 import torch
@@ -27,3 +28,24 @@ def resolve_device(name: str) -> torch.device:
             f"--device {name} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
         )
     return torch.device("cuda", index)
+
+
+def device_name(device: torch.device) -> str:
+    """What a run trained on, for its metrics: the GPU's name, or the CPU's model and core count."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return _cpu_name()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_name() -> str:
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu ({model}, {os.cpu_count()} cores)"

@@ -55,7 +55,10 @@ class Evaluation:
     gradient_variance_trace_stderr: float
     gradient_variance_analytic: float  # the same under TraceMeanField_ELBO
     gradient_variance_analytic_stderr: float
+    active_units: int = 0  # of z (Burda et al.: Cov_x(E_q[z_u|x]) > 0.01)
+    active_units_top: int | None = None  # of z2, with two stochastic layers
     log_likelihood_dequantized: float | None = None
+    fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
     digit_accuracy: float | None = None
     seconds: float | None = None
 
@@ -125,6 +128,56 @@ def gradient_variance(model, guide, parameters, x: torch.Tensor, y, estimator, r
     stacked = torch.stack(gradients).double()
     deviations = (stacked - stacked.mean(0)).pow(2).sum(1) * repeats / (repeats - 1)
     return deviations.mean().item(), (deviations.std() / math.sqrt(repeats)).item()
+
+
+@torch.no_grad()
+def active_units(vae: VAE, images: torch.Tensor, labels: torch.Tensor, threshold: float = 0.01) -> list[int]:
+    """Burda et al. (2015): latent dimension u is active if A_u = Cov_x(E_q[u | x]) > 0.01 over the
+    test set. Counted for z (the latent the decoder reads) and, with two layers, for the top z2
+    through q(z2 | z1 = E[z1|x])."""
+    means = [[] for _ in range(1 + len(vae.upward))]
+    for x, y in zip(images.split(1000), labels.split(1000)):
+        z_mean = vae.posterior_mean(x, one_hot(y))
+        means[0].append(z_mean)
+        for index, layer in enumerate(vae.upward, start=1):
+            means[index].append(layer(z_mean).mean)
+    return [int((torch.cat(layer_means).var(dim=0) > threshold).sum()) for layer_means in means]
+
+
+class ClassifierFeatures(torch.nn.Module):
+    """The project's CNN classifier without its last layer: 3,136 features per 28x28 image, the
+    feature space in which ``frechet_distance`` compares samples with test images."""
+
+    def __init__(self, classifier: torch.nn.Module):
+        super().__init__()
+        self.body = classifier[:-1]
+        self.num_features = self.body(torch.zeros(1, IMAGE_PIXELS, device=_device_of(classifier))).shape[-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images.reshape(images.shape[0], -1).float())
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+@torch.no_grad()
+def frechet_distance(vae: VAE, classifier, test_images: torch.Tensor, n: int = 10_000, seed: int = 0) -> float:
+    """The Frechet distance ||mu_s - mu_t||^2 + tr(S_s + S_t - 2 (S_s S_t)^(1/2)) between the
+    classifier features of n prior samples (decoder means) and of the grey test images, by
+    torchmetrics' ``FrechetInceptionDistance`` with the classifier as its feature extractor (the
+    Inception network of image FID knows nothing of 28x28 digits)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from .sampling import sample_images
+
+    metric = FrechetInceptionDistance(feature=ClassifierFeatures(classifier), normalize=True).to(_device_of(classifier))
+    for chunk in test_images.split(1000):
+        metric.update(chunk.to(_device_of(classifier)), real=True)
+    samples = sample_images(vae, n=n, seed=seed)[0]
+    for chunk in samples.split(1000):
+        metric.update(chunk.to(_device_of(classifier)), real=False)
+    return metric.compute().item()
 
 
 def dequantize(grey: torch.Tensor, seed: int) -> torch.Tensor:
@@ -201,6 +254,11 @@ def evaluate(
         dequantized = split_bounds(vae, dequantize(test.images, seed), test.labels, k, batch_size)[0]
         figures["log_likelihood_dequantized"] = dequantized.mean().item()
         figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True)
+    figures["active_units"], *top = active_units(vae, test.images, test.labels)
+    figures["active_units_top"] = top[0] if top else None
+    if classifier is not None:
+        grey = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).test
+        figures["fid"] = frechet_distance(vae, classifier, grey.images, seed=seed)
     if run.config.conditional and classifier is not None:
         from .classifier import digit_accuracy
 

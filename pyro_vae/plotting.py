@@ -52,6 +52,32 @@ def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
     plt.close(figure)
 
 
+def leaderboard_figure(rows: list[dict], path: Path, seed: int = 0) -> None:
+    """Left: test NLL against training time, one point per variant. Right: 36 prior samples of each."""
+    from .runs import load_run
+
+    ordered = sorted(rows, key=lambda row: -row["log_likelihood"])
+    figure = plt.figure(figsize=(4 + 2.2 * len(ordered), 5), constrained_layout=True)
+    left, right = figure.subfigures(1, 2, width_ratios=[4, 2.2 * len(ordered)])
+    axis = left.subplots()
+    for row in ordered:
+        axis.errorbar(row["train_seconds"] / 60, -row["log_likelihood"], yerr=row["log_likelihood_se"], marker="o")
+        axis.annotate(row["variant"], (row["train_seconds"] / 60, -row["log_likelihood"]), fontsize=7,
+                      xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    axis.set_xlabel("training time (minutes)")
+    axis.set_ylabel("test NLL, nats (IWAE bound; lower is better)")
+    axis.grid(alpha=0.3)
+    panels = right.subplots(1, len(ordered), squeeze=False)[0]
+    for panel, row in zip(panels, ordered):
+        run = load_run(row["run"], device="cpu")
+        panel.imshow(sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6), cmap="gray", vmin=0, vmax=1)
+        panel.set_title(f"{row['variant']}\n{-row['log_likelihood']:.2f} nats", fontsize=8)
+        panel.axis("off")
+    figure.suptitle(f"pyro-vae leaderboard: test NLL (IWAE k={ordered[0]['k']}) against training time, and prior samples")
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(figure)
+
+
 # --- the figures of one run (``pyro-vae plot``, and the end of ``pyro-vae train``) -----------------
 
 FIGURE_DPI = 100

@@ -17,7 +17,7 @@ import torch
 from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .config import Config, replace
 from .data import load_dataset
-from .device import resolve_device
+from .device import device_name, resolve_device
 from .errors import PyroVAEError
 from .inference import NonFiniteLoss, evaluate_elbo, make_svi, seed_everything, train_epoch
 from .model import VAE
@@ -151,7 +151,9 @@ def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done):
         bar.close()
     test_elbo = evaluate_elbo(vae, data.test)
     seconds = time.perf_counter() - started
-    return {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test_elbo, "seconds": seconds}, steps
+    record = {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test_elbo, "seconds": seconds,
+              "device": device_name(data.test.images.device)}  # fmt: skip
+    return record, steps
 
 
 def _save(run_dir, config, vae, svi, epoch, step, metrics) -> None:

@@ -122,6 +122,16 @@ BAD_INPUTS = {
     "fine-tune a different network": (["train", "--init-from", "{vae}", "--z-dim", "9", "--hidden-dims", "64",
                                        "--device", "cpu", "--out", "{tmp}/r"], "does not match"),  # fmt: skip
     "plot a missing run": (["plot", "{tmp}/nowhere"], "does not exist"),
+    "beta with the IWAE objective": (["train", "--objective", "iwae", "--beta", "0.5", "--out", "{tmp}/r"], "--beta"),
+    "particles without the IWAE objective": (["train", "--particles", "5", "--out", "{tmp}/r"], "--objective iwae"),
+    "zero particles": (["train", "--objective", "iwae", "--particles", "0", "--out", "{tmp}/r"], "--particles"),
+    "VampPrior with labels": (["train", "--prior", "vamp", "--conditional", "--out", "{tmp}/r"], "--conditional"),
+    "three stochastic layers": (["train", "--stochastic-layers", "3", "--out", "{tmp}/r"], "--stochastic-layers"),
+    "two layers with the mean-field ELBO": (["train", "--stochastic-layers", "2", "--out", "{tmp}/r"], "--elbo trace"),
+    "unknown posterior": (["train", "--posterior", "realnvp", "--out", "{tmp}/r"], "'gaussian', 'iaf'"),
+    "negative KL warm-up": (["train", "--kl-warmup", "-1", "--out", "{tmp}/r"], "--kl-warmup"),
+    "leaderboard of a missing run": (["leaderboard", "{tmp}/nowhere"], "does not exist"),
+    "leaderboard of nothing": (["leaderboard"], "run_dirs"),
     "plot with no runs at all": (["plot"], "no run"),
 }
 

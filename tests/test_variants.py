@@ -185,3 +185,35 @@ def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plo
     assert sample.returncode == 0, sample.stderr
     plot = run_cli("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
     assert plot.returncode == 0 and "latent.png" in plot.stdout, plot.stderr
+
+
+@pytest.mark.slow
+def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digit_classifier, classifier_cache):
+    """Two real runs (the ELBO and IWAE K=3), ranked by `pyro-vae leaderboard`: every row carries
+    the issue's keys, the command that remakes the run, its published counterpart, and the figure."""
+    import json
+
+    from conftest import run_cli
+
+    from pyro_vae import train
+
+    small = dict(epochs=1, hidden_dims=(64,), z_dim=8, device="cpu", data_dir=str(data_root))
+    train(Config(**small), out=tmp_path / "elbo", quiet=True, echo=None)
+    train(Config(**small, objective="iwae", particles=3), out=tmp_path / "iwae", quiet=True, echo=None)
+    out = tmp_path / "board"
+    result = run_cli("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
+                     "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "leaderboard.json").read_text())
+    keys = {"variant", "run", "command", "epochs", "train_seconds", "device", "k", "elbo", "log_likelihood",
+            "log_likelihood_se", "active_units", "fid", "paper", "paper_nll"}  # fmt: skip
+    assert all(keys <= set(row) for row in rows)
+    by_variant = {row["variant"]: row for row in rows}
+    assert set(by_variant) == {"VAE", "VAE + IWAE K=3"}
+    assert by_variant["VAE"]["paper_nll"] == 86.76
+    assert "--objective iwae --particles 3" in by_variant["VAE + IWAE K=3"]["command"]
+    for row in rows:
+        assert row["k"] == 3 and row["epochs"] == 1 and row["train_seconds"] > 0 and row["fid"] > 0
+        assert row["elbo"] < row["log_likelihood"] < 0 and 0 < row["active_units"] <= 8
+        assert row["device"].startswith("cpu")
+    assert "| VAE |" in (out / "leaderboard.md").read_text() and (out / "leaderboard.png").stat().st_size > 10_000

@@ -1,0 +1,34 @@
+"""``pyro-vae leaderboard``: trained runs of any variants, ranked by the one evaluator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pyro_vae.classifier import load_or_train_classifier
+from pyro_vae.data import load_dataset
+from pyro_vae.errors import PyroVAEError
+from pyro_vae.leaderboard import leaderboard_row, write_leaderboard
+from pyro_vae.runs import load_run
+
+from .options import DEVICE
+
+
+@click.command("leaderboard")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--k", type=click.IntRange(min=1), default=5000, show_default=True, help="IWAE draws per test image.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="results/leaderboard", show_default=True)
+def leaderboard_command(run_dirs, k, device, out):
+    """Evaluate RUN_DIRS with the one evaluator (IWAE bound, ELBO, active units, FID) and write
+    leaderboard.md, leaderboard.json and leaderboard.png into OUT."""
+    runs = [load_run(run_dir, device=device) for run_dir in run_dirs]  # every run loads before any evaluation
+    datasets = {run.config.dataset for run in runs}
+    if len(datasets) > 1:
+        raise PyroVAEError(f"a leaderboard ranks runs on one dataset; these use {', '.join(sorted(datasets))}")
+    train = load_dataset(runs[0].config.dataset, runs[0].config.data_dir, runs[0].device, binarize=False).train
+    classifier = load_or_train_classifier(train, echo=click.echo, dataset=runs[0].config.dataset)
+    rows = [leaderboard_row(run_dir, k, classifier, device, echo=click.echo) for run_dir in run_dirs]
+    for path in write_leaderboard(rows, Path(out)):
+        click.echo(f"wrote {path}")

@@ -1,0 +1,146 @@
+"""The leaderboard: trained runs of any variants, scored by the one evaluator on the same test set,
+next to the published figure for a comparable model.
+
+Each row: ``variant`` (named from the run's configuration), ``run``, ``command`` (the training
+command that remakes it), ``epochs``, ``train_seconds`` (summed over the run and the runs it was
+fine-tuned from), ``device``, ``k``, ``elbo``, ``log_likelihood`` (IWAE bound, negative nats),
+``log_likelihood_se``, ``active_units``, ``fid``, ``paper``, ``paper_nll``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import Config, command_line
+from .evaluation import evaluate
+from .runs import load_run, read_metrics
+
+# Published test NLLs on dynamically binarized MNIST (IWAE estimate, k=5000), MLP networks.
+PUBLISHED = {
+    ("vae", 1): ("Burda et al. 2015, Table 1, VAE, 1 stochastic layer", 86.76),
+    ("vae", 2): ("Burda et al. 2015, Table 1, VAE, 2 stochastic layers", 85.33),
+    ("iwae50", 1): ("Burda et al. 2015, Table 1, IWAE k=50, 1 stochastic layer", 84.78),
+    ("iwae50", 2): ("Burda et al. 2015, Table 1, IWAE k=50, 2 stochastic layers", 82.90),
+    ("vamp", 1): ("Tomczak & Welling 2018, VAE + VampPrior (MLP, 500 pseudo-inputs)", 85.57),
+    ("vamp", 2): ("Tomczak & Welling 2018, two-layer VAE + VampPrior (MLP)", 83.19),
+}
+
+
+def variant_name(config: Config) -> str:
+    """A short name from the pieces that differ from the default VAE."""
+    parts = []
+    if config.stochastic_layers == 2:
+        parts.append("2 stochastic layers")
+    if config.prior == "vamp":
+        parts.append(f"VampPrior ({config.pseudo_inputs})")
+    if config.posterior == "iaf":
+        parts.append(f"IAF ({config.flows} flows)")
+    if config.objective == "iwae":
+        parts.append(f"IWAE K={config.particles}")
+    if config.kl_warmup:
+        parts.append(f"KL warm-up {config.kl_warmup} epochs")
+    if config.beta != 1:
+        parts.append(f"beta {config.beta:g}")
+    if config.init_from:
+        parts.append(f"fine-tuned at lr {config.learning_rate:g}")
+    return "VAE" + ("" if not parts else " + " + " + ".join(parts))
+
+
+def published_figure(config: Config) -> tuple[str | None, float | None]:
+    """The comparable published figure, or (a note, None) where none is comparable."""
+    layers = config.stochastic_layers
+    if config.posterior == "iaf":
+        return "Kingma et al. 2016 report IAF with convolutional ResNets only (about 79-80 nats)", None
+    if config.prior == "vamp":
+        return PUBLISHED[("vamp", layers)]
+    if config.objective == "iwae":
+        if config.particles == 50:
+            return PUBLISHED[("iwae50", layers)]
+        return f"Burda et al. 2015 (k=50: {PUBLISHED[('iwae50', layers)][1]})", None
+    return PUBLISHED[("vae", layers)]
+
+
+def training_seconds(run_dir: Path, config: Config) -> float:
+    """Seconds of training in the run's metrics, plus those of the run it was started from."""
+    seconds = sum(record["seconds"] for record in read_metrics(run_dir))
+    if config.init_from:
+        parent = Path(config.init_from)
+        seconds += training_seconds(parent, Config.load_json(parent / "config.json"))
+    return seconds
+
+
+def training_epochs(run_dir: Path, config: Config) -> int:
+    epochs = len(read_metrics(run_dir))
+    if config.init_from:
+        parent = Path(config.init_from)
+        epochs += training_epochs(parent, Config.load_json(parent / "config.json"))
+    return epochs
+
+
+def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = "auto", echo=print) -> dict:
+    run = load_run(run_dir, device=device)
+    result = evaluate(run, k=k, classifier=classifier)
+    paper, paper_nll = published_figure(run.config)
+    metrics = run.metrics
+    row = {
+        "variant": variant_name(run.config),
+        "run": str(run_dir),
+        "command": _command(Path(run_dir), run.config),
+        "epochs": training_epochs(Path(run_dir), run.config),
+        "train_seconds": training_seconds(Path(run_dir), run.config),
+        "device": (metrics[-1].get("device") if metrics else None) or "cpu",
+        "k": k,
+        "elbo": result.elbo,
+        "log_likelihood": result.log_likelihood,
+        "log_likelihood_se": result.log_likelihood_stderr,
+        "active_units": result.active_units,
+        "fid": result.fid,
+        "paper": paper,
+        "paper_nll": paper_nll,
+        "evaluate_seconds": result.seconds,
+    }
+    if echo is not None:
+        echo(f"{row['variant']}: IWAE log p(x) {row['log_likelihood']:.2f} ± {row['log_likelihood_se']:.2f} nats, "
+             f"{row['active_units']} active units, FID {row['fid'] if row['fid'] is None else round(row['fid'], 2)}")  # fmt: skip
+    return row
+
+
+def _command(run_dir: Path, config: Config) -> str:
+    """The run's recorded command (commands.txt, first `pyro-vae train` line), else one rebuilt
+    from its configuration."""
+    recorded = run_dir / "commands.txt"
+    if recorded.exists():
+        for line in recorded.read_text().splitlines():
+            if "pyro-vae train" in line:
+                return line.lstrip("$ ").strip()
+    return command_line(config, out=str(run_dir))
+
+
+def markdown_table(rows: list[dict]) -> str:
+    ordered = sorted(rows, key=lambda row: -row["log_likelihood"])
+    lines = [
+        "| variant | test NLL (nats, IWAE k) | ELBO | active units | FID | epochs | training | paper NLL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in ordered:
+        paper = f"{row['paper_nll']:.2f} ({row['paper']})" if row["paper_nll"] is not None else (row["paper"] or "")
+        fid = "-" if row["fid"] is None else f"{row['fid']:.2f}"
+        lines.append(
+            f"| {row['variant']} | **{-row['log_likelihood']:.2f}** ± {row['log_likelihood_se']:.2f} (k={row['k']}) "
+            f"| {row['elbo']:.2f} | {row['active_units']} | {fid} | {row['epochs']} "
+            f"| {row['train_seconds'] / 60:.1f} min on {row['device']} | {paper} |"
+        )
+    lines += ["", "Commands:", ""] + [f"- {row['variant']}: `{row['command']}`" for row in ordered]
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(rows: list[dict], out: Path) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "leaderboard.md").write_text(markdown_table(rows))
+    from .plotting import leaderboard_figure
+
+    leaderboard_figure(rows, out / "leaderboard.png")
+    return [out / "leaderboard.json", out / "leaderboard.md", out / "leaderboard.png"]
