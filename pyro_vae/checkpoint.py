@@ -76,9 +76,14 @@ def config_from_checkpoint(state: dict, path: Path) -> Config:
         raise PyroVAEError(f"{path} holds no usable configuration: {error}") from None
 
 
-def load_weights(module: torch.nn.Module, weights: dict, path: Path, against: str = "its configuration's networks") -> None:
-    """Load a state dict, naming the mismatch instead of a shape traceback."""
+def load_weights(module: torch.nn.Module, weights: dict, path: Path, against: str = "its configuration's networks",
+                 new_pieces: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Load a state dict, naming the mismatch instead of a shape traceback. Parameters under
+    ``new_pieces`` (module prefixes) may be absent from ``weights`` and keep their fresh values:
+    fine-tuning a trained VAE with a piece it did not have, such as a VampPrior's pseudo-inputs."""
     own = module.state_dict()
+    fresh = {name for name in set(own) - set(weights) if name.split(".", 1)[0] in new_pieces}
+    weights = {**{name: own[name] for name in fresh}, **weights}
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
     wrong_shape = [

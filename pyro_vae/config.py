@@ -91,7 +91,9 @@ class Config:
     # start from the weights of this run directory (fine-tuning, e.g. with a lower learning rate)
     # instead of a fresh initialization; the networks must have the same shapes
     init_from: str | None = hyper(None, "Start from this run's weights (fine-tuning, e.g. with a lower --lr); "
-                                        "the networks must have the same shapes.", kind=Path)  # fmt: skip
+                                        "the encoder and decoder must have the same shapes, and a piece the "
+                                        "other run lacks (a VampPrior, a second layer) starts fresh.",
+                                  kind=Path)  # fmt: skip
     # how fast: Pyro's ELBO with one foreach torch Adam and validation off in the loop (False:
     # pyro.infer.SVI with pyro.optim.Adam, validation on); the same updates (bench/throughput.py)
     fast: bool = hyper(True, "Fast step (Pyro's ELBO, one foreach torch Adam, validation off in the loop) "

@@ -59,7 +59,8 @@ def train(
     pyro.clear_param_store()
     vae = VAE(config)
     if initial is not None:  # before any run directory exists, so a mismatch leaves nothing behind
-        load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for")
+        load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for",
+                     new_pieces=("latent_prior", "latent_posterior", "downward", "upward"))  # fmt: skip
     vae.to(device)
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)

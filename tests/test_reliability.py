@@ -188,3 +188,17 @@ def test_classic_svi_trains_resumes_exactly_and_matches_the_fast_step(tmp_path, 
     fast = train(replace(classic, fast=True), out=tmp_path / "fast", quiet=True, echo=None)
     classic_elbo, fast_elbo = reference.metrics[-1]["test_elbo"], fast.metrics[-1]["test_elbo"]
     assert abs(classic_elbo - fast_elbo) < 0.05, (classic_elbo, fast_elbo)
+
+
+def test_init_from_adds_a_new_piece_to_a_trained_vae(tmp_path, data_root):
+    """A VampPrior fine-tuned from a plain VAE: encoder and decoder start from its weights, the
+    pseudo-inputs fresh; a different encoder shape is still refused."""
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    first = train(config, out=tmp_path / "first", quiet=True, echo=None)
+    vamp = replace(config, prior="vamp", pseudo_inputs=10, learning_rate=1e-12, init_from=str(first.path))
+    tuned = train(vamp, out=tmp_path / "vamp", quiet=True, echo=None)
+    for name, value in first.vae.state_dict().items():
+        assert torch.allclose(tuned.vae.state_dict()[name], value, atol=1e-6), name
+    assert tuned.vae.latent_prior.pseudo_inputs.shape == (10, 784)
+    with pytest.raises(PyroVAEError, match="does not match"):
+        train(replace(config, posterior="iaf", init_from=str(first.path)), out=tmp_path / "iaf", quiet=True, echo=None)
