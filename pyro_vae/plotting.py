@@ -57,21 +57,24 @@ def leaderboard_figure(rows: list[dict], path: Path, seed: int = 0) -> None:
     from .runs import load_run
 
     ordered = sorted(rows, key=lambda row: -row["log_likelihood"])
-    figure = plt.figure(figsize=(4 + 2.2 * len(ordered), 5), constrained_layout=True)
-    left, right = figure.subfigures(1, 2, width_ratios=[4, 2.2 * len(ordered)])
+    figure = plt.figure(figsize=(5 + 2.4 * len(ordered), 5.5), constrained_layout=True)
+    left, right = figure.subfigures(1, 2, width_ratios=[5, 2.4 * len(ordered)])
     axis = left.subplots()
-    for row in ordered:
-        axis.errorbar(row["train_seconds"] / 60, -row["log_likelihood"], yerr=row["log_likelihood_se"], marker="o")
-        axis.annotate(row["variant"], (row["train_seconds"] / 60, -row["log_likelihood"]), fontsize=7,
-                      xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    for number, row in enumerate(ordered, start=1):
+        axis.errorbar(row["train_seconds"] / 60, -row["log_likelihood"], yerr=row["log_likelihood_se"], marker="o",
+                      label=f"{number}: {row['variant']}")  # fmt: skip
+        axis.annotate(str(number), (row["train_seconds"] / 60, -row["log_likelihood"]), xytext=(5, 3),
+                      textcoords="offset points")  # fmt: skip
     axis.set_xlabel("training time (minutes)")
     axis.set_ylabel("test NLL, nats (IWAE bound; lower is better)")
+    axis.margins(x=0.25, y=0.15)
     axis.grid(alpha=0.3)
+    left.legend(loc="outside lower center", fontsize=7)
     panels = right.subplots(1, len(ordered), squeeze=False)[0]
-    for panel, row in zip(panels, ordered):
+    for number, (panel, row) in enumerate(zip(panels, ordered), start=1):
         run = load_run(row["run"], device="cpu")
         panel.imshow(sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6), cmap="gray", vmin=0, vmax=1)
-        panel.set_title(f"{row['variant']}\n{-row['log_likelihood']:.2f} nats", fontsize=8)
+        panel.set_title(f"{number}: {-row['log_likelihood']:.2f} nats", fontsize=9)
         panel.axis("off")
     figure.suptitle(f"pyro-vae leaderboard: test NLL (IWAE k={ordered[0]['k']}) against training time, and prior samples")
     figure.savefig(path, dpi=100, metadata={"Software": None})

@@ -177,7 +177,10 @@ def _save(run_dir, config, vae, svi, epoch, step, metrics) -> None:
 
 
 def _summary(record: dict, config: Config) -> str:
+    """One line per epoch; the training column is the objective's own bound (the IWAE-K bound for
+    --objective iwae, the beta-weighted ELBO during a warm-up), the test column the ELBO."""
+    trained = f"train iwae-{config.particles}" if config.objective == "iwae" else "train elbo"
     return (
-        f"epoch {record['epoch']:3d}/{config.epochs}  train elbo {record['train_elbo']:9.3f}  "
+        f"epoch {record['epoch']:3d}/{config.epochs}  {trained} {record['train_elbo']:9.3f}  "
         f"test elbo {record['test_elbo']:9.3f} nats/image  {record['seconds']:6.1f}s"
     )
