@@ -72,8 +72,7 @@ def importance_weights(vae: VAE, x: torch.Tensor, y, k: int):
     (``objectives.particle_log_weights``), and the reconstruction terms log p(x|z_i), same shape.
     Draws are taken in chunks of at most
     ROWS_PER_CHUNK decoder rows (GPU_ROWS_PER_CHUNK on a GPU), so k=5000 fits in memory."""
-    rows_per_chunk = ROWS_PER_CHUNK if x.device.type == "cpu" else GPU_ROWS_PER_CHUNK
-    draws_per_chunk = max(1, rows_per_chunk // x.shape[0])
+    draws_per_chunk = max(1, rows_per_chunk(x.device) // x.shape[0])
     log_weights, reconstructions = [], []
     # Validation would check every site's arguments and support in each of 12,000 chunks (5% of
     # the time at k=5000); a network gone wrong still shows, as a non-finite bound.
@@ -220,8 +219,11 @@ def split_bounds(vae: VAE, images: torch.Tensor, labels: torch.Tensor, k: int, b
 def images_per_batch(k: int, device: torch.device) -> int:
     """Test images per batch: enough draws per chunk (32, or k if fewer) that running the encoder
     once per chunk costs at most 1/32 of the decoder, and at most 500 images."""
-    rows_per_chunk = ROWS_PER_CHUNK if device.type == "cpu" else GPU_ROWS_PER_CHUNK
-    return max(1, min(500, rows_per_chunk // min(k, 32)))
+    return max(1, min(500, rows_per_chunk(device) // min(k, 32)))
+
+
+def rows_per_chunk(device: torch.device) -> int:
+    return ROWS_PER_CHUNK if device.type == "cpu" else GPU_ROWS_PER_CHUNK
 
 
 def evaluate(

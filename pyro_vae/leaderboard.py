@@ -61,34 +61,30 @@ def published_figure(config: Config) -> tuple[str | None, float | None]:
     return PUBLISHED[("vae", layers)]
 
 
-def training_seconds(run_dir: Path, config: Config) -> float:
-    """Seconds of training in the run's metrics, plus those of the run it was started from."""
-    seconds = sum(record["seconds"] for record in read_metrics(run_dir))
+def training_budget(run_dir: Path, config: Config) -> tuple[int, float]:
+    """(epochs, seconds) of training in the run's metrics, plus those of the runs it was started
+    from (``--init-from``, followed back to a fresh start)."""
+    metrics = read_metrics(run_dir)
+    epochs, seconds = len(metrics), sum(record["seconds"] for record in metrics)
     if config.init_from:
         parent = Path(config.init_from)
-        seconds += training_seconds(parent, Config.load_json(parent / "config.json"))
-    return seconds
-
-
-def training_epochs(run_dir: Path, config: Config) -> int:
-    epochs = len(read_metrics(run_dir))
-    if config.init_from:
-        parent = Path(config.init_from)
-        epochs += training_epochs(parent, Config.load_json(parent / "config.json"))
-    return epochs
+        parent_epochs, parent_seconds = training_budget(parent, Config.load_json(parent / "config.json"))
+        epochs, seconds = epochs + parent_epochs, seconds + parent_seconds
+    return epochs, seconds
 
 
 def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = "auto", echo=print) -> dict:
     run = load_run(run_dir, device=device)
     result = evaluate(run, k=k, classifier=classifier)
     paper, paper_nll = published_figure(run.config)
+    epochs, seconds = training_budget(Path(run_dir), run.config)
     metrics = run.metrics
     row = {
         "variant": variant_name(run.config),
         "run": str(run_dir),
         "command": _command(Path(run_dir), run.config),
-        "epochs": training_epochs(Path(run_dir), run.config),
-        "train_seconds": training_seconds(Path(run_dir), run.config),
+        "epochs": epochs,
+        "train_seconds": seconds,
         "device": (metrics[-1].get("device") if metrics else None) or "cpu",
         "k": k,
         "elbo": result.elbo,
