@@ -19,16 +19,18 @@ from .options import DEVICE
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--k", type=click.IntRange(min=1), default=5000, show_default=True, help="IWAE draws per test image.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--fresh", is_flag=True, help="Evaluate every run again, even where its saved evaluate-kK.json scored the same weights.")
 @click.option("--out", type=click.Path(file_okay=False), default="results/leaderboard", show_default=True)
-def leaderboard_command(run_dirs, k, device, out):
+def leaderboard_command(run_dirs, k, device, fresh, out):
     """Evaluate RUN_DIRS with the one evaluator (IWAE bound, ELBO, active units, FID) and write
-    leaderboard.md, leaderboard.json and leaderboard.png into OUT."""
+    leaderboard.md, leaderboard.json and leaderboard.png into OUT. Each run's evaluation is saved
+    in it as evaluate-kK.json and reused while its weights are unchanged."""
     runs = [load_run(run_dir, device=device) for run_dir in run_dirs]  # every run loads before any evaluation
     datasets = {run.config.dataset for run in runs}
     if len(datasets) > 1:
         raise PyroVAEError(f"a leaderboard ranks runs on one dataset; these use {', '.join(sorted(datasets))}")
     train = load_dataset(runs[0].config.dataset, runs[0].config.data_dir, runs[0].device, binarize=False).train
     classifier = load_or_train_classifier(train, echo=click.echo, dataset=runs[0].config.dataset)
-    rows = [leaderboard_row(run_dir, k, classifier, device, echo=click.echo) for run_dir in run_dirs]
+    rows = [leaderboard_row(run_dir, k, classifier, device, echo=click.echo, reuse=not fresh) for run_dir in run_dirs]
     for path in write_leaderboard(rows, Path(out)):
         click.echo(f"wrote {path}")

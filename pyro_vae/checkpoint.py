@@ -7,6 +7,7 @@ same configuration also sits beside it as ``config.json`` for people and scripts
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import warnings
@@ -19,6 +20,16 @@ from .errors import PyroVAEError
 
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A short SHA-256 of a module's weights (names and bytes), the same whether or not the
+    checkpoint still holds the optimizer: what an evaluation saved beside a run is checked against."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

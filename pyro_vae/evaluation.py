@@ -23,6 +23,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from .data import IMAGE_PIXELS, batches, load_dataset, one_hot
+from .checkpoint import weights_fingerprint
 from .errors import PyroVAEError
 from .model import VAE
 from .objectives import particle_log_weights
@@ -61,6 +62,8 @@ class Evaluation:
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
     digit_accuracy: float | None = None
     seconds: float | None = None
+    seed: int = 0
+    weights_sha256: str | None = None  # checkpoint.weights_fingerprint of the networks scored
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -281,5 +284,7 @@ def evaluate(
         conditional=run.config.conditional,
         likelihood=run.config.likelihood,
         seconds=time.perf_counter() - started,
+        seed=seed,
+        weights_sha256=weights_fingerprint(vae),
         **figures,
     )

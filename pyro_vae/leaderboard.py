@@ -5,6 +5,10 @@ Each row: ``variant`` (named from the run's configuration), ``run``, ``command``
 command that remakes it), ``epochs``, ``train_seconds`` (summed over the run and the runs it was
 fine-tuned from), ``device``, ``k``, ``elbo``, ``log_likelihood`` (IWAE bound, negative nats),
 ``log_likelihood_se``, ``active_units``, ``fid``, ``paper``, ``paper_nll``.
+
+A row's evaluation is saved beside its run as ``evaluate-k{k}.json`` (what ``evaluate --json``
+prints) and reused while the run's weights are the ones it scored (``weights_sha256``), so a
+leaderboard of many runs at k=5000 costs one evaluation per new run, not one per run each time.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .checkpoint import weights_fingerprint
 from .config import Config, command_line
 from .evaluation import evaluate
-from .runs import load_run, read_metrics
+from .runs import Run, load_run, read_metrics
 
 # Published test NLLs on dynamically binarized MNIST (IWAE estimate, k=5000), MLP networks.
 PUBLISHED = {
@@ -73,9 +78,41 @@ def training_budget(run_dir: Path, config: Config) -> tuple[int, float]:
     return epochs, seconds
 
 
-def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = "auto", echo=print) -> dict:
+def saved_evaluation(run: Run, k: int) -> dict | None:
+    """The run's saved ``evaluate-k{k}.json`` if it scored these very weights (seed 0, with FID),
+    else None."""
+    path = run.path / f"evaluate-k{k}.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    fits = (
+        isinstance(saved, dict)
+        and saved.get("k") == k
+        and saved.get("seed") == 0
+        and saved.get("fid") is not None
+        and saved.get("weights_sha256") == weights_fingerprint(run.vae)
+    )
+    return saved if fits else None
+
+
+def run_evaluation(run: Run, k: int, classifier=None, reuse: bool = True, echo=print) -> dict:
+    """``evaluate(run, k)`` as a dict, read from the run's saved evaluation where it fits, else
+    computed and saved there."""
+    saved = saved_evaluation(run, k) if reuse else None
+    if saved is not None:
+        if echo is not None:
+            echo(f"{run.path}: reusing {run.path / f'evaluate-k{k}.json'} (same weights, k={k}, seed 0)")
+        return saved
+    result = {"run": str(run.path), **evaluate(run, k=k, classifier=classifier).to_dict()}
+    (run.path / f"evaluate-k{k}.json").write_text(json.dumps(result) + "\n")
+    return result
+
+
+def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = "auto", echo=print,
+                    reuse: bool = True) -> dict:  # fmt: skip
     run = load_run(run_dir, device=device)
-    result = evaluate(run, k=k, classifier=classifier)
+    result = run_evaluation(run, k, classifier, reuse=reuse, echo=echo)
     paper, paper_nll = published_figure(run.config)
     epochs, seconds = training_budget(Path(run_dir), run.config)
     metrics = run.metrics
@@ -87,14 +124,14 @@ def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = 
         "train_seconds": seconds,
         "device": (metrics[-1].get("device") if metrics else None) or "cpu",
         "k": k,
-        "elbo": result.elbo,
-        "log_likelihood": result.log_likelihood,
-        "log_likelihood_se": result.log_likelihood_stderr,
-        "active_units": result.active_units,
-        "fid": result.fid,
+        "elbo": result["elbo"],
+        "log_likelihood": result["log_likelihood"],
+        "log_likelihood_se": result["log_likelihood_stderr"],
+        "active_units": result["active_units"],
+        "fid": result["fid"],
         "paper": paper,
         "paper_nll": paper_nll,
-        "evaluate_seconds": result.seconds,
+        "evaluate_seconds": result["seconds"],
     }
     if echo is not None:
         echo(f"{row['variant']}: IWAE log p(x) {row['log_likelihood']:.2f} ± {row['log_likelihood_se']:.2f} nats, "

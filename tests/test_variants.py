@@ -217,3 +217,18 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
         assert row["elbo"] < row["log_likelihood"] < 0 and 0 < row["active_units"] <= 8
         assert row["device"].startswith("cpu")
     assert "| VAE |" in (out / "leaderboard.md").read_text() and (out / "leaderboard.png").stat().st_size > 10_000
+
+    # Each evaluation is saved in its run and reused while the weights are the ones it scored.
+    again = run_cli("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
+                    "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
+    assert again.returncode == 0 and again.stdout.count("reusing") == 2, again.stdout + again.stderr
+    assert json.loads((out / "leaderboard.json").read_text()) == rows
+    from pyro_vae.leaderboard import saved_evaluation
+    from pyro_vae.runs import load_run
+
+    run = load_run(tmp_path / "elbo", device="cpu")
+    assert saved_evaluation(run, 3)["log_likelihood"] == by_variant["VAE"]["log_likelihood"]
+    assert saved_evaluation(run, 5) is None
+    with torch.no_grad():
+        next(run.vae.decoder.parameters())[0, 0] += 1e-3
+    assert saved_evaluation(run, 3) is None
