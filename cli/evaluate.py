@@ -36,6 +36,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
         click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))
         return
     target = "log p(x|y)" if result.conditional else "log p(x)"
+    if result.classification_accuracy is not None:
+        target = "log p(x), y drawn"
     click.echo(f"run {run.path}: {result.n_images} test images, nats per image")
     click.echo(f"  ELBO                         {result.elbo:10.3f}")
     click.echo(f"  reconstruction E[log p(x|z)] {result.reconstruction:10.3f}")
@@ -59,6 +61,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
     click.echo(f"  active units (Cov_x E[z|x] > 0.01) {active}")
     if result.fid is not None:
         click.echo(f"  FID in the classifier's feature space {result.fid:10.3f}")
+    if result.classification_accuracy is not None:
+        click.echo(f"  classification accuracy, argmax q(y|x) {result.classification_accuracy:.2%}")
     if result.digit_accuracy is not None:
         click.echo(f"  digit accuracy of samples {result.digit_accuracy:.1%}")
     click.echo(f"  ({result.seconds:.1f} s)")

@@ -80,6 +80,10 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     return state
 
 
+def _grows(trained: torch.Tensor, fresh: torch.Tensor) -> bool:
+    return trained.shape[1:] == fresh.shape[1:] and 0 < len(trained) < len(fresh)
+
+
 def config_from_checkpoint(state: dict, path: Path) -> Config:
     try:
         return Config.from_dict(dict(state["config"]))
@@ -88,13 +92,19 @@ def config_from_checkpoint(state: dict, path: Path) -> Config:
 
 
 def load_weights(module: torch.nn.Module, weights: dict, path: Path, against: str = "its configuration's networks",
-                 new_pieces: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 new_pieces: tuple[str, ...] = (), grown_outputs: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Load a state dict, naming the mismatch instead of a shape traceback. Parameters under
     ``new_pieces`` (module prefixes) may be absent from ``weights`` and keep their fresh values:
-    fine-tuning a trained VAE with a piece it did not have, such as a VampPrior's pseudo-inputs."""
+    fine-tuning a trained VAE with a piece it did not have, such as a VampPrior's pseudo-inputs.
+    A layer named in ``grown_outputs`` may have more output rows than in ``weights``: the trained
+    rows come first and the new ones keep their fresh values (an IAF encoder's context after a
+    Gaussian encoder's mean and log-scale)."""
     own = module.state_dict()
     fresh = {name for name in set(own) - set(weights) if name.split(".", 1)[0] in new_pieces}
     weights = {**{name: own[name] for name in fresh}, **weights}
+    for name in own:
+        if name.rsplit(".", 1)[0] in grown_outputs and name in weights and _grows(weights[name], own[name]):
+            weights[name] = torch.cat([weights[name].to(own[name].dtype), own[name][len(weights[name]) :]])
     missing = sorted(set(own) - set(weights))
     unexpected = sorted(set(weights) - set(own))
     wrong_shape = [

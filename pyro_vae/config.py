@@ -29,6 +29,7 @@ MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: bey
 # (``data`` re-exports them; importing ``data`` here would make the config import torch).
 IMAGE_PIXELS = 28 * 28
 NUM_CLASSES = 10
+TRAINING_IMAGES = 60_000  # MNIST's and Fashion-MNIST's training split
 
 
 def hyper(default, help: str, *, flag: str | None = None, choices: tuple | None = None, minimum=None,
@@ -37,8 +38,8 @@ def hyper(default, help: str, *, flag: str | None = None, choices: tuple | None 
     (inclusive bounds) or ``positive`` (> 0 and finite); ``flag`` the CLI spelling (default: the field
     name with dashes; None-able fields give their ``kind``); ``secondary`` the off-switch of a
     boolean flag pair (``--fast/--no-fast``)."""
-    metadata = dict(help=help, flag=flag, choices=choices, minimum=minimum, maximum=maximum,
-                    positive=positive, kind=kind or type(default), secondary=secondary)  # fmt: skip
+    metadata = dict(help=help, flag=flag, choices=choices, minimum=minimum, maximum=maximum, positive=positive,
+                    kind=kind or type(default), secondary=secondary, optional=default is None)  # fmt: skip
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -88,6 +89,13 @@ class Config:
     label_every_layer: bool = hyper(True, "Conditional: feed the label to every layer or only to the input.",
                                     flag="--label-every-layer", secondary="--label-input-only")  # fmt: skip
     label_scale: float = hyper(30.0, "Conditional: the networks see this times the one-hot label.", positive=True)
+    # semi-supervised (Kingma et al. 2014, M2): y is a latent variable where its label is hidden
+    labels: int | None = hyper(None, "Conditional: keep the labels of only this many training images, "
+                                     "balanced over the classes and chosen by --seed; the rest are unlabeled "
+                                     "and y is summed out (Kingma et al. 2014, M2) [default: all labels].",
+                               kind=int, minimum=NUM_CLASSES, maximum=TRAINING_IMAGES)  # fmt: skip
+    classifier_weight: float = hyper(50.0, "Semi-supervised: weight alpha of the labeled images' mean "
+                                           "-log q(y|x) against the per-image ELBO.", positive=True)  # fmt: skip
     # start from the weights of this run directory (fine-tuning, e.g. with a lower learning rate)
     # instead of a fresh initialization; the networks must have the same shapes
     init_from: str | None = hyper(None, "Start from this run's weights (fine-tuning, e.g. with a lower --lr); "
@@ -136,6 +144,19 @@ class Config:
                "TraceMeanField_ELBO's per-site closed-form KL does not apply")  # fmt: skip
         yield (self.stochastic_layers == 2 and self.conditional,
                "--stochastic-layers 2 with --conditional is not supported: the conditional VAE has one layer")
+        yield from self._semi_supervised_combinations()
+
+    def _semi_supervised_combinations(self):
+        if self.labels is None:
+            return
+        yield (not self.conditional, f"--labels {self.labels} keeps labels for the conditional VAE; add --conditional")
+        yield (self.labels % NUM_CLASSES != 0,
+               f"--labels {self.labels} cannot be balanced over the {NUM_CLASSES} classes; use a multiple of {NUM_CLASSES}")
+        yield (self.objective == "iwae",
+               "--labels with --objective iwae is not supported: the semi-supervised ELBO sums y out exactly")
+        yield (self.posterior == "iaf", "--labels with --posterior iaf is not supported: q(z|x,y) is Gaussian")
+        yield (not self.fast, "--labels needs the fast step (drop --no-fast): it takes a labeled and an "
+                              "unlabeled batch per step")  # fmt: skip
 
     def network_parameters(self) -> int:
         """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
@@ -149,7 +170,9 @@ class Config:
         )
         pseudo_inputs = self.pseudo_inputs * IMAGE_PIXELS if self.prior == "vamp" else 0
         flows = self.flows * 3 * (4 * self.z_dim) ** 2 if self.posterior == "iaf" else 0  # about
-        return networks + pseudo_inputs + flows
+        widths = [IMAGE_PIXELS, *self.hidden_dims, NUM_CLASSES]
+        classifier = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) if self.labels is not None else 0
+        return networks + pseudo_inputs + flows + classifier
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -178,7 +201,7 @@ def _is_int(value) -> bool:
 def check_value(name: str, value, description) -> None:
     """One field's value against its ``hyper`` description; a one-line error naming the field."""
     kind, choices = description["kind"], description["choices"]
-    if value is None and description["kind"] is Path:
+    if value is None and description["optional"]:
         return
     if choices is not None:
         if value not in choices:

@@ -64,6 +64,7 @@ class MNISTData:
     train: Split
     test: Split  # already binarized once, with a fixed seed, when the likelihood is Bernoulli
     binarize_train: bool  # draw fresh binary pixels every epoch (dynamic binarization)
+    labeled: Split | None = None  # semi-supervised: the training images whose labels are kept (grey)
 
     def train_epoch(self) -> torch.Tensor:
         """The training images for one epoch: freshly binarized for Bernoulli, else as stored."""
@@ -186,6 +187,40 @@ def load_dataset(
         binary = torch.bernoulli(test.images.cpu(), generator=generator)
         test = Split(binary.to(device), test.labels)
     return MNISTData(train=train, test=test, binarize_train=binarize)
+
+
+def balanced_labels(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """Indices of ``count`` training images, ``count / NUM_CLASSES`` of each class, drawn by ``seed``
+    (its own generator, so the choice depends on nothing else), sorted."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = labels.cpu()
+    chosen = []
+    for digit in range(NUM_CLASSES):
+        members = (labels == digit).nonzero().squeeze(1)
+        if len(members) < count // NUM_CLASSES:
+            raise PyroVAEError(
+                f"--labels {count} asks for {count // NUM_CLASSES} images of each class, but class {digit} has "
+                f"only {len(members)} training images; use at most {NUM_CLASSES * _smallest_class(labels)}"
+            )
+        chosen.append(members[torch.randperm(len(members), generator=generator)[: count // NUM_CLASSES]])
+    return torch.cat(chosen).sort().values
+
+
+def _smallest_class(labels: torch.Tensor) -> int:
+    return int(torch.bincount(labels, minlength=NUM_CLASSES).min())
+
+
+def keep_labels(data: MNISTData, index: torch.Tensor) -> MNISTData:
+    """The semi-supervised split: the images at ``index`` keep their labels (``data.labeled``), the
+    rest of the training split becomes the unlabeled ``data.train`` (its labels stay on the tensor for
+    the figures; training never reads them)."""
+    device = data.train.images.device
+    unlabeled = torch.ones(len(data.train), dtype=torch.bool)
+    unlabeled[index] = False
+    unlabeled, index = unlabeled.to(device), index.to(device)
+    labeled = Split(data.train.images[index], data.train.labels[index])
+    rest = Split(data.train.images[unlabeled], data.train.labels[unlabeled])
+    return MNISTData(train=rest, test=data.test, binarize_train=data.binarize_train, labeled=labeled)
 
 
 def load_mnist(data_dir: str | None, device: torch.device, binarize: bool) -> MNISTData:

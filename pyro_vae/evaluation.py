@@ -25,6 +25,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from .data import IMAGE_PIXELS, batches, load_dataset, one_hot
 from .checkpoint import weights_fingerprint
 from .errors import PyroVAEError
+from .inference import classification_accuracy
 from .model import VAE
 from .objectives import particle_log_weights
 from .runs import Run
@@ -61,6 +62,7 @@ class Evaluation:
     log_likelihood_dequantized: float | None = None
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
     digit_accuracy: float | None = None
+    classification_accuracy: float | None = None  # semi-supervised: argmax q(y|x) against the test labels
     seconds: float | None = None
     seed: int = 0
     weights_sha256: str | None = None  # checkpoint.weights_fingerprint of the networks scored
@@ -205,7 +207,7 @@ def split_bounds(vae: VAE, images: torch.Tensor, labels: torch.Tensor, k: int, b
     E_q[log q(z|x) - log p(z)] over the same draws."""
     bounds, reconstruction, kl_mc, kl, kl_pyro = [], 0.0, 0.0, 0.0, 0.0
     for index in batches(images.shape[0], batch_size, images.device, shuffle=False):
-        x, y = images[index], one_hot(labels[index])
+        x, y = images[index], None if labels is None else one_hot(labels[index])
         log_weights, reconstructions = importance_weights(vae, x, y, k)
         bounds.append(iwae_bound(log_weights))
         reconstruction += reconstructions.mean(dim=1).sum().item()
@@ -245,7 +247,9 @@ def evaluate(
     test = data.test
     batch_size = batch_size or images_per_batch(k, run.device)
     pyro.set_rng_seed(seed)
-    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test.images, test.labels, k, batch_size)
+    # A semi-supervised model scores log p(x) with the labels hidden: y is drawn from q(y|x) with z.
+    scored_labels = None if vae.classifier else test.labels
+    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test.images, scored_labels, k, batch_size)
     n = len(test)
     x, y = test.images[:128], one_hot(test.labels[:128])
     spread_trace, spread_analytic = elbo_spread(vae, x, y)
@@ -256,7 +260,7 @@ def evaluate(
     if binary:
         figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False)
     else:
-        dequantized = split_bounds(vae, dequantize(test.images, seed), test.labels, k, batch_size)[0]
+        dequantized = split_bounds(vae, dequantize(test.images, seed), scored_labels, k, batch_size)[0]
         figures["log_likelihood_dequantized"] = dequantized.mean().item()
         figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True)
     figures["active_units"], *top = active_units(vae, test.images, test.labels)
@@ -268,6 +272,8 @@ def evaluate(
         from .classifier import digit_accuracy
 
         figures["digit_accuracy"] = sum(digit_accuracy(classifier, vae)) / 10
+    if vae.classifier:
+        figures["classification_accuracy"] = classification_accuracy(vae, test)
     return Evaluation(
         elbo=(reconstruction - kl) / n,
         reconstruction=reconstruction / n,

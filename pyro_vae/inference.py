@@ -81,14 +81,18 @@ class FastSVI:
         return pyro.validation_enabled(False)
 
 
-def make_svi(vae: VAE, config: Config, train_images: int = 60_000) -> FastSVI | ClassicSVI:
-    """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up."""
-    objective = make_objective(config, steps_per_epoch=math.ceil(train_images / config.batch_size))
+def make_svi(vae: VAE, config: Config, train_images: int = 60_000, labeled: Split | None = None) -> FastSVI | ClassicSVI:
+    """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up, and
+    a semi-supervised run takes its labeled batches from ``labeled``."""
+    steps_per_epoch = math.ceil(train_images / config.batch_size)
+    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify)
     return FastSVI(vae, config, objective) if config.fast else ClassicSVI(vae, config, objective)
 
 
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
-    return one_hot(labels) if vae.config.conditional else None
+    """The one-hot labels the model is given: all for the conditional VAE, none for the plain VAE
+    and for the semi-supervised one, whose training split is its unlabeled images."""
+    return one_hot(labels) if vae.config.conditional and not vae.classifier else None
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -139,6 +143,16 @@ def evaluate_elbo(vae: VAE, split: Split, elbo=None) -> float:
         y = None if condition is None else condition[index]
         total_loss += elbo.loss(vae.model, vae.guide, split.images[index], y)
     return -total_loss / len(split)
+
+
+@torch.no_grad()
+def classification_accuracy(vae: VAE, split: Split) -> float:
+    """The share of ``split`` whose label is argmax_y q(y | x), the semi-supervised classifier."""
+    correct = 0
+    for index in batches(len(split), EVAL_BATCH_SIZE, split.images.device, shuffle=False):
+        predicted = vae.classify(split.images[index]).logits.argmax(-1)
+        correct += (predicted == split.labels[index]).sum().item()
+    return correct / len(split)
 
 
 def seed_everything(seed: int) -> None:

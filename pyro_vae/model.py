@@ -9,6 +9,12 @@ Amortized guide:
 
     z_n ~ q(z | x_n[, y_n])                            (``VAE.posterior``: posteriors.py, site "z")
 
+Semi-supervised (``--labels``, Kingma et al. 2014, M2), y is a latent variable where its label is hidden:
+
+    model:  y_n ~ p(y) = Cat(1/10, ..., 1/10) (site "y", observed where the label is kept),
+            z_n ~ p(z),  x_n ~ p(x | z_n, y_n)
+    guide:  y_n ~ q(y | x_n) (``VAE.classify``, only for unlabeled images),  z_n ~ q(z | x_n, y_n)
+
 SVI maximizes the evidence lower bound, per image (objectives.py)
 
     ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))  <=  log p(x).
@@ -62,6 +68,11 @@ class VAE(nn.Module):
         self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim)] if two_layers else [])
         self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim)] if two_layers else [])
         self.top_site = "z_top" if two_layers else "z"
+        # Semi-supervised: the classifier q(y | x), an MLP as wide as the encoder.
+        semi_supervised = config.labels is not None
+        self.classifier = nn.ModuleList(
+            [Encoder(IMAGE_PIXELS, config.hidden_dims, NUM_CLASSES, activation=config.activation)] if semi_supervised else []
+        )  # fmt: skip
 
     # --- the pieces ------------------------------------------------------------------------------------
 
@@ -76,6 +87,17 @@ class VAE(nn.Module):
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z[, y]) from the decoder, one factor per pixel; batch shape z's leading shape."""
         return pixel_distribution(self.decoder(z, condition), self.config)
+
+    def label_prior(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
+        """p(y): uniform over the classes, one-hot valued (the networks read y as a one-hot vector)."""
+        return dist.OneHotCategorical(logits=self._uniform_logits().expand(*batch_shape, NUM_CLASSES))
+
+    def classify(self, x: torch.Tensor) -> dist.Distribution:
+        """q(y | x) = Cat(softmax(f(x))), the semi-supervised model's classifier."""
+        return dist.OneHotCategorical(logits=self.classifier[0](x))
+
+    def _uniform_logits(self) -> torch.Tensor:
+        return next(self.decoder.parameters()).new_zeros(NUM_CLASSES)
 
     def _encode_top(self, x: torch.Tensor) -> dist.Distribution:
         """q(top latent | x) for the VampPrior's pseudo-inputs: q(z|x), or with two layers
@@ -103,8 +125,10 @@ class VAE(nn.Module):
         ``kl_scale`` weighs the latent sites (objectives.py)."""
         pyro.module("decoder", self.decoder)
         self._register("latent_prior", "downward")
-        condition = self.condition(y)
         with pyro.plate("data", x.shape[0]):
+            if self.classifier:  # semi-supervised: y is a latent variable, observed where given
+                y = pyro.sample("y", self.label_prior((x.shape[0],)), obs=y)
+            condition = self.condition(y)
             with poutine.scale(scale=kl_scale):
                 z = pyro.sample(self.top_site, self.prior((x.shape[0],)))
                 for layer in self.downward:
@@ -115,8 +139,10 @@ class VAE(nn.Module):
         """q(z | x, y), or with two layers q(z1 | x) q(z2 | z1); z reparametrized; the same
         ``kl_scale`` as the model's latent sites."""
         pyro.module("encoder", self.encoder)
-        self._register("latent_posterior", "upward")
+        self._register("latent_posterior", "upward", "classifier")
         with pyro.plate("data", x.shape[0]):
+            if self.classifier and y is None:  # an unlabeled image: y drawn, or summed (objectives.py)
+                y = pyro.sample("y", self.classify(x))
             with poutine.scale(scale=kl_scale):
                 z = pyro.sample("z", self.posterior(x, self.condition(y)))
                 for layer in self.upward:
@@ -132,8 +158,8 @@ class VAE(nn.Module):
                 pyro.module(piece, module)
 
     def closed_form_kl(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
-        """KL(q(z|x) || p(z)) per image by hand where one exists (one layer, Gaussian q and p)."""
-        if self.downward:
+        """KL(q(z|x) || p(z)) per image by hand where one exists (one layer, Gaussian q and p, y known)."""
+        if self.downward or (self.classifier and y is None):
             return None
         return closed_form_kl(self.posterior(x, self.condition(y)), self.prior((x.shape[0],)))
 

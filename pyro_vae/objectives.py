@@ -15,6 +15,10 @@ Pyro's losses are the *negative* bound summed over the batch.
   the particles over the whole batch plate (pyro-ppl issue 3104), which is a different bound for a
   model with one latent per image.
 
+- semi-supervised (``--labels``, Kingma et al. 2014, M2): ``SemiSupervised`` below, the labeled
+  images' ELBO with y observed, the unlabeled images' bound with y summed out exactly, and the
+  classifier's auxiliary term.
+
 The KL weight beta_t (Higgins et al. 2017; linear warm-up from 0, Sonderby et al. 2016) scales the
 latent sites' log p(z) and log q(z|x) in model and guide through ``poutine.scale``, as Pyro's dmm
 example does:
@@ -33,9 +37,10 @@ from dataclasses import dataclass
 import pyro
 import pyro.poutine as poutine
 import torch
-from pyro.infer import ELBO, Trace_ELBO, TraceMeanField_ELBO
+from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO, config_enumerate
 
 from .config import Config
+from .data import Split, binarize, one_hot
 
 ELBO_ESTIMATORS = {"analytic": TraceMeanField_ELBO, "trace": Trace_ELBO}
 
@@ -86,11 +91,75 @@ class IWAE:
         return loss.item()
 
 
+class LabelsSummed:
+    """The bound of an unlabeled image with its label summed out exactly (Kingma et al. 2014, eq. 7):
+
+        U(x) = sum_y q(y|x) L(x, y) + H(q(y|x)),
+        L(x, y) = E_q(z|x,y)[log p(x|y,z) + log p(y) + log p(z) - log q(z|x,y)],
+
+    by ``TraceEnum_ELBO`` with the guide's label site enumerated in parallel: y takes its 10 values
+    along a new leading dimension, so encoder and decoder run once on a (10, n) batch, not in a loop."""
+
+    def __init__(self):
+        self.elbo = TraceEnum_ELBO(max_plate_nesting=1)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        return self.elbo.differentiable_loss(model, _summed(guide), *args, **kwargs)
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        return self.elbo.loss(model, _summed(guide), *args, **kwargs)
+
+
+def _summed(guide):
+    """The guide with its discrete site (the label) enumerated in parallel, unexpanded: y has shape
+    (10, 1, 10) and broadcasts against the batch."""
+    return config_enumerate(guide, "parallel", expand=False)
+
+
+class SemiSupervised:
+    """Kingma et al. (2014), M2: each step takes a batch u of unlabeled images (the epoch's) and a
+    batch l of labeled ones (drawn afresh from the few kept, so they are recycled), and minimizes
+
+        loss = -1/|u| sum_u U(x) - 1/|l| sum_l [ L(x, y) + alpha log q(y | x) ],
+
+    U and L as in ``LabelsSummed``. The classifier q(y|x) enters U only through unlabeled images, so
+    without the alpha term it would never see a label: Kingma et al.'s auxiliary term, alpha =
+    ``--classifier-weight``. It is a second loss added to the ELBOs' (as in Pyro's ss-vae example),
+    not a ``pyro.factor`` in the model, because it is no density of the generative model: as a factor
+    it would enter the log p(x, y) the evaluator scores. Taking each part as a mean over its own batch
+    gives the few labeled images the weight of a whole batch, as Pyro's example and later
+    re-implementations do (Kingma et al. sum over the data set)."""
+
+    def __init__(self, labeled: Split, classify, classifier_weight: float, batch_size: int, binary: bool):
+        self.labeled, self.classify, self.alpha = labeled, classify, classifier_weight
+        self.labeled_batch, self.binary = min(batch_size, len(labeled)), binary
+        self.unlabeled_bound, self.labeled_bound = LabelsSummed(), Trace_ELBO()
+
+    def labeled_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh batch of labeled images (binarized anew, like the epoch's images), one-hot labels."""
+        index = torch.randperm(len(self.labeled), device=self.labeled.images.device)[: self.labeled_batch]
+        images = self.labeled.images[index]
+        return (binarize(images) if self.binary else images), one_hot(self.labeled.labels[index])
+
+    def loss_and_grads(self, model, guide, x, y=None, **kwargs) -> float:
+        """Steps on the whole loss; returns the unlabeled batch's -sum U(x), what the log reports."""
+        x_labeled, y_labeled = self.labeled_images()
+        unlabeled = self.unlabeled_bound.differentiable_loss(model, guide, x, **kwargs)
+        labeled = self.labeled_bound.differentiable_loss(model, guide, x_labeled, y_labeled, **kwargs)
+        classification = -self.classify(x_labeled).log_prob(y_labeled).mean()
+        loss = unlabeled / x.shape[0] + labeled / x_labeled.shape[0] + self.alpha * classification
+        loss.backward()
+        return unlabeled.item()
+
+    def loss(self, model, guide, x, y=None, **kwargs) -> float:
+        return self.unlabeled_bound.loss(model, guide, x, **kwargs)
+
+
 @dataclass
 class Objective:
     """A Pyro loss and the KL weight of each global step (1-based, counted across epochs and resumes)."""
 
-    loss: ELBO | IWAE
+    loss: ELBO | IWAE | SemiSupervised
     beta: float = 1.0
     warmup_steps: int = 0
 
@@ -103,12 +172,22 @@ class Objective:
         return self.loss.loss_and_grads(model, guide, *args, kl_scale=self.kl_scale(step))
 
 
-def make_objective(config: Config, steps_per_epoch: int = 1) -> Objective:
+def make_objective(config: Config, steps_per_epoch: int = 1, labeled: Split | None = None, classify=None) -> Objective:
+    """The objective ``config`` names; a semi-supervised one needs the ``labeled`` images and the
+    VAE's ``classify``."""
+    warmup = config.kl_warmup * steps_per_epoch
+    if config.labels is not None:
+        binary = config.likelihood == "bernoulli"
+        loss = SemiSupervised(labeled, classify, config.classifier_weight, config.batch_size, binary)
+        return Objective(loss, config.beta, warmup)
     if config.objective == "iwae":
         return Objective(IWAE(config.particles))
-    return Objective(ELBO_ESTIMATORS[config.elbo](), config.beta, config.kl_warmup * steps_per_epoch)
+    return Objective(ELBO_ESTIMATORS[config.elbo](), config.beta, warmup)
 
 
 def test_elbo_estimator(config: Config) -> ELBO:
-    """The ELBO the training log reports on the test split, whatever the training objective."""
+    """The ELBO the training log reports on the test split, whatever the training objective: for a
+    semi-supervised run, the bound with the labels hidden and summed out."""
+    if config.labels is not None:
+        return LabelsSummed()
     return ELBO_ESTIMATORS[config.elbo]()

@@ -101,6 +101,8 @@ def caption(run) -> str:
     """Two lines naming the run and the settings that shape its pictures."""
     config = run.config
     kind = "conditional VAE" if config.conditional else "VAE"
+    if config.labels is not None:
+        kind = f"semi-supervised conditional VAE ({config.labels} labels)"
     done = run.metrics[-1]["epoch"] if run.metrics else 0
     start = f" from {Path(config.init_from).name}'s weights" if config.init_from else ""
     return (
@@ -176,8 +178,9 @@ def _encode(run, x, labels):
 
 @torch.no_grad()
 def latent_figure(run, test, path: Path) -> Path:
-    """The test set's latent means in 2-D, coloured by class: z itself when z_dim == 2, else the
-    first two principal components of the means (with the share of variance they explain)."""
+    """The test set's latent means in 2-D, coloured by class (for a semi-supervised run, the class
+    q(y|x) gives): z itself when z_dim == 2, else the first two principal components of the means
+    (with the share of variance they explain)."""
     batches = zip(test.images.split(1000), test.labels.split(1000))
     z_loc = torch.cat([_encode(run, x, labels)[0] for x, labels in batches]).cpu()
     if z_loc.shape[1] == 2:
@@ -192,10 +195,14 @@ def latent_figure(run, test, path: Path) -> Path:
     figure = _new_figure(run, f"Test-set latent means E[z|x], {how}", "latent.png")
     axis = figure.add_subplot()
     colours = plt.get_cmap("tab10")
-    scatter = axis.scatter(points[:, 0], points[:, 1], c=test.labels.cpu(), cmap=colours, vmin=-0.5, vmax=9.5, s=2, alpha=0.6)
+    classes, named = test.labels, "class"
+    if run.vae.classifier:
+        classes = torch.cat([run.vae.classify(x).logits.argmax(-1) for x in test.images.split(1000)])
+        named = "class by argmax q(y|x)"
+    scatter = axis.scatter(points[:, 0], points[:, 1], c=classes.cpu(), cmap=colours, vmin=-0.5, vmax=9.5, s=2, alpha=0.6)
     colour_bar = figure.colorbar(scatter, ax=axis, ticks=range(10))
     colour_bar.ax.set_yticklabels(class_names(run.config.dataset))
-    colour_bar.set_label("class")
+    colour_bar.set_label(named)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     return _save(figure, path)

@@ -36,6 +36,7 @@ def new_run_dir(config: Config, out: str | Path | None = None) -> Path:
             )
     else:
         kind = "cvae" if config.conditional else "vae"
+        kind = f"ssvae{config.labels}" if config.labels is not None else kind
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{config.likelihood}"
         run_dir = runs_root() / stem
         suffix = 1

@@ -8,6 +8,7 @@ bits as an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,14 +17,17 @@ import torch
 
 from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .config import Config, replace
-from .data import load_dataset
+from .data import balanced_labels, keep_labels, load_dataset
 from .device import device_name, resolve_device
 from .errors import PyroVAEError
-from .inference import NonFiniteLoss, evaluate_elbo, make_svi, seed_everything, train_epoch
+from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
 from .model import VAE
 from .progress import ProgressBar
 from .rng import capture_rng_state, restore_rng_state
 from .runs import CONFIG_NAME, Run, new_run_dir, write_metrics
+
+
+LABELED_NAME = "labeled.json"
 
 
 class TrainingInterrupted(Exception):
@@ -54,19 +58,39 @@ def train(
     config.validate()
     device = resolve_device(config.device)
     initial = _initial_weights(config)
-    data = load_dataset(config.dataset, config.data_dir, device, binarize=config.likelihood == "bernoulli")
+    data, labeled_index = _training_data(config, device)
     seed_everything(config.seed)
     pyro.clear_param_store()
     vae = VAE(config)
     if initial is not None:  # before any run directory exists, so a mismatch leaves nothing behind
+        # A new piece starts fresh; so do the encoder outputs a new posterior adds (an IAF's context).
         load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for",
-                     new_pieces=("latent_prior", "latent_posterior", "downward", "upward"))  # fmt: skip
+                     new_pieces=("latent_prior", "latent_posterior", "downward", "upward", "classifier"),
+                     grown_outputs=(f"encoder.net.layers.{len(vae.encoder.net.layers) - 1}",))  # fmt: skip
     vae.to(device)
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)
-    svi = make_svi(vae, config, len(data.train))
+    _record_labeled(run_dir, labeled_index)
+    svi = make_svi(vae, config, len(data.train), data.labeled)
     return _fit(run_dir, config, data, vae, svi, {"epoch": 0, "step": 0, "metrics": []},
                 quiet, echo, on_epoch, detect_anomaly)  # fmt: skip
+
+
+def _training_data(config: Config, device: torch.device):
+    """(data on ``device``, None); for a semi-supervised run the data split into the ``--labels``
+    images that keep their labels (balanced, chosen by the seed) and the unlabeled rest, and the
+    kept images' indices in the training split."""
+    data = load_dataset(config.dataset, config.data_dir, device, binarize=config.likelihood == "bernoulli")
+    if config.labels is None:
+        return data, None
+    index = balanced_labels(data.train.labels, config.labels, config.seed)
+    return keep_labels(data, index), index
+
+
+def _record_labeled(run_dir: Path, index: torch.Tensor | None) -> None:
+    """Which training images kept their labels, in ``labeled.json`` (indices into the training split)."""
+    if index is not None:
+        (run_dir / LABELED_NAME).write_text(json.dumps({"labeled": len(index), "indices": index.tolist()}) + "\n")
 
 
 def _initial_weights(config: Config) -> dict | None:
@@ -102,13 +126,13 @@ def resume(
     if config.epochs < state["epoch"]:
         raise PyroVAEError(f"--epochs {config.epochs} is fewer than the {state['epoch']} epochs {run_dir} has done")
     target = resolve_device(config.device)
-    data = load_dataset(config.dataset, config.data_dir, target, binarize=config.likelihood == "bernoulli")
+    data, _ = _training_data(config, target)
     config.save_json(run_dir / CONFIG_NAME)
     pyro.clear_param_store()
     vae = VAE(config)
     load_weights(vae, state["model"], checkpoint_path)
     vae.to(target)
-    svi = make_svi(vae, config, len(data.train))
+    svi = make_svi(vae, config, len(data.train), data.labeled)
     svi.load_state_dict(state["optimizer"])
     restore_rng_state(state["rng"])
     write_metrics(run_dir, state["metrics"])
@@ -154,6 +178,8 @@ def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done):
     seconds = time.perf_counter() - started
     record = {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test_elbo, "seconds": seconds,
               "device": device_name(data.test.images.device)}  # fmt: skip
+    if vae.classifier:
+        record["test_accuracy"] = classification_accuracy(vae, data.test)
     return record, steps
 
 
@@ -180,7 +206,8 @@ def _summary(record: dict, config: Config) -> str:
     """One line per epoch; the training column is the objective's own bound (the IWAE-K bound for
     --objective iwae, the beta-weighted ELBO during a warm-up), the test column the ELBO."""
     trained = f"train iwae-{config.particles}" if config.objective == "iwae" else "train elbo"
+    accuracy = f"  q(y|x) accuracy {record['test_accuracy']:.2%}" if "test_accuracy" in record else ""
     return (
         f"epoch {record['epoch']:3d}/{config.epochs}  {trained} {record['train_elbo']:9.3f}  "
-        f"test elbo {record['test_elbo']:9.3f} nats/image  {record['seconds']:6.1f}s"
+        f"test elbo {record['test_elbo']:9.3f} nats/image{accuracy}  {record['seconds']:6.1f}s"
     )

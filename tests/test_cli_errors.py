@@ -133,6 +133,16 @@ BAD_INPUTS = {
     "leaderboard of a missing run": (["leaderboard", "{tmp}/nowhere"], "does not exist"),
     "leaderboard of nothing": (["leaderboard"], "run_dirs"),
     "plot with no runs at all": (["plot"], "no run"),
+    "labels without --conditional": (["train", "--labels", "100", "--out", "{tmp}/r"], "add --conditional"),
+    "fewer labels than classes": (["train", "--conditional", "--labels", "5", "--out", "{tmp}/r"], "--labels"),
+    "more labels than training images": (["train", "--conditional", "--labels", "70000", "--out", "{tmp}/r"], "--labels"),
+    "labels that cannot be balanced": (["train", "--conditional", "--labels", "105", "--out", "{tmp}/r"], "balanced"),
+    "more labels of a class than it has": (["train", "--conditional", "--labels", "60000", "--device", "cpu",
+                                            "--out", "{tmp}/r"], "class"),  # fmt: skip
+    "labels with the IWAE objective": (["train", "--conditional", "--labels", "100", "--objective", "iwae",
+                                        "--particles", "2", "--out", "{tmp}/r"], "--labels"),  # fmt: skip
+    "labels with the classic step": (["train", "--conditional", "--labels", "100", "--no-fast", "--out", "{tmp}/r"],
+                                     "--no-fast"),  # fmt: skip
 }
 
 

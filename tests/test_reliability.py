@@ -191,8 +191,8 @@ def test_classic_svi_trains_resumes_exactly_and_matches_the_fast_step(tmp_path, 
 
 
 def test_init_from_adds_a_new_piece_to_a_trained_vae(tmp_path, data_root):
-    """A VampPrior fine-tuned from a plain VAE: encoder and decoder start from its weights, the
-    pseudo-inputs fresh; a different encoder shape is still refused."""
+    """A VampPrior or an IAF fine-tuned from a plain VAE: encoder and decoder start from its
+    weights, the pseudo-inputs and flows fresh; a different network shape is still refused."""
     config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
     first = train(config, out=tmp_path / "first", quiet=True, echo=None)
     vamp = replace(config, prior="vamp", pseudo_inputs=10, learning_rate=1e-12, init_from=str(first.path))
@@ -200,5 +200,13 @@ def test_init_from_adds_a_new_piece_to_a_trained_vae(tmp_path, data_root):
     for name, value in first.vae.state_dict().items():
         assert torch.allclose(tuned.vae.state_dict()[name], value, atol=1e-6), name
     assert tuned.vae.latent_prior.pseudo_inputs.shape == (10, 784)
+    # An IAF's encoder outputs a context after the mean and log-scale: those rows come from the
+    # trained encoder, the context's start fresh.
+    iaf = train(replace(vamp, prior="normal", posterior="iaf"), out=tmp_path / "iaf", quiet=True, echo=None)
+    trained, grown = first.vae.encoder.net.layers[-1], iaf.vae.encoder.net.layers[-1]
+    assert grown.weight.shape[0] > trained.weight.shape[0] == 8
+    assert torch.allclose(grown.weight[:8], trained.weight, atol=1e-6)
+    assert torch.allclose(grown.bias[:8], trained.bias, atol=1e-6)
+    assert torch.allclose(iaf.vae.decoder.net.layers[0].weight, first.vae.decoder.net.layers[0].weight, atol=1e-6)
     with pytest.raises(PyroVAEError, match="does not match"):
-        train(replace(config, posterior="iaf", init_from=str(first.path)), out=tmp_path / "iaf", quiet=True, echo=None)
+        train(replace(config, hidden_dims=(32,), init_from=str(first.path)), out=tmp_path / "wide", quiet=True, echo=None)
