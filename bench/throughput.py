@@ -70,12 +70,17 @@ def time_steps(args, data) -> dict:
         vae = VAE(bench_config(args, fast=fast)).to(args.device)
         svi = make_svi(vae, vae.config)
         if jit:
-            svi.loss = JitTraceMeanField_ELBO(ignore_jit_warnings=True)
+            svi.objective.loss = JitTraceMeanField_ELBO(ignore_jit_warnings=True)
         if compiled:
             compile_seconds = compile_networks(vae, svi, data.train.images[: args.batch_size], args)
         variants[name] = (vae, lambda images, labels, svi=svi, vae=vae: train_epoch(svi, vae, images, labels))
     floor_vae = VAE(bench_config(args)).to(args.device)
-    encoder, decoder = floor_vae.encoder, floor_vae.decoder
+    decoder = floor_vae.decoder
+
+    def encoder(x):  # the same encoder network, its raw output [mu, log sigma] read as plain_vae.py does
+        z_loc, z_log_scale = floor_vae.encoder(x).chunk(2, dim=-1)
+        return z_loc, z_log_scale.exp()
+
     floor_optimizer = torch.optim.Adam(floor_vae.parameters(), lr=1e-3, foreach=True)
     variants["plain PyTorch"] = (floor_vae, lambda images, labels: plain_vae.train_epoch(
         encoder, decoder, floor_optimizer, images, args.batch_size))  # fmt: skip

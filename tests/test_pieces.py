@@ -16,7 +16,7 @@ from pyro_vae import Config, VAE
 from pyro_vae.data import one_hot
 from pyro_vae.evaluation import bits_per_dim, gradient_variance, importance_weights, iwae_bound, split_bounds
 from pyro_vae.likelihoods import reconstruction_log_likelihood
-from pyro_vae.networks import ConditionedMLP
+from pyro_vae.networks import ConditionedMLP, concatenate, conditioned_linear
 from pyro_vae.plotting import prior_quantiles
 from pyro_vae.posteriors import closed_form_kl, diagonal_gaussian_kl, gaussian_kl
 from pyro_vae.priors import GaussianMixture, StandardNormal
@@ -142,6 +142,17 @@ def test_networks_broadcast_a_condition_over_particle_dimensions():
         torch.testing.assert_close(together[particle], network(inputs[particle], condition))
     labels = one_hot(torch.arange(10)).reshape(10, 1, 10).expand(10, 6, 10)  # every label, enumerated
     assert network(inputs[0], labels).shape == (10, 6, 3)
+
+
+def test_a_conditioned_layer_is_the_linear_map_of_the_concatenation():
+    """W [h; c] + b computed as W_h h + (W_c c + b), broadcasting (n, h) images against (10, 1, 10)
+    enumerated labels, equals the layer applied to the materialized concatenation."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(7 + 10, 5)
+    hidden, labels = torch.randn(6, 7), 30 * one_hot(torch.arange(10)).reshape(10, 1, 10)
+    split = conditioned_linear(layer, hidden, labels)
+    assert split.shape == (10, 6, 5)
+    torch.testing.assert_close(split, layer(concatenate(hidden, labels)), rtol=1e-5, atol=1e-5)
 
 
 def test_iwae_bound_of_a_conditional_vae_uses_its_labels():
