@@ -11,9 +11,7 @@ epochs: the encoder runs once per image, and the decoder's K*128 rows make bigge
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import pyro
@@ -21,11 +19,11 @@ import torch
 
 from pyro_vae.config import Config
 from pyro_vae.data import load_mnist
-from pyro_vae.inference import make_svi, train_epoch
+from pyro_vae.inference import make_svi
 from pyro_vae.model import VAE
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import machine, synchronize, write_record  # noqa: E402
+from throughput import alternate_epochs, machine, write_record  # noqa: E402
 
 
 def main() -> None:
@@ -40,22 +38,10 @@ def main() -> None:
         config = Config(device=args.device, objective="iwae" if particles > 1 else "elbo", particles=particles)
         pyro.clear_param_store()
         vae = VAE(config).to(args.device)
-        variants[f"K={particles}"] = (vae, make_svi(vae, config))
-    seconds = {name: [] for name in variants}
-    for _ in range(args.epochs):
-        for name, (vae, svi) in variants.items():
-            images = data.train_epoch()
-            synchronize(args.device)
-            started = time.perf_counter()
-            train_epoch(svi, vae, images, data.train.labels)
-            synchronize(args.device)
-            seconds[name].append(time.perf_counter() - started)
-            print(f"{name}: {seconds[name][-1]:.2f} s", flush=True)
-    baseline = statistics.median(seconds["K=1"])
-    figures = {name: {"seconds_per_epoch": statistics.median(times), "x_elbo_epoch": statistics.median(times) / baseline,
-                      "all_seconds": times} for name, times in seconds.items()}  # fmt: skip
+        variants[f"K={particles}"] = (vae, make_svi(vae, config), data)
+    figures = alternate_epochs(variants, args.epochs, args.device, reference="K=1")
     for name, figure in figures.items():
-        print(f"{name}: {figure['seconds_per_epoch']:.2f} s per epoch, {figure['x_elbo_epoch']:.2f}x the ELBO's")
+        print(f"{name}: {figure['seconds_per_epoch']:.2f} s per epoch, {figure['x_reference']:.2f}x the ELBO's")
     write_record("iwae-cost", args.device, {"machine": machine(args.device), "command": " ".join(sys.argv),
                                             "network": "784-512-512-32, batch 128", "figures": figures})  # fmt: skip
 

@@ -12,9 +12,7 @@ about 10x the decoder and encoder work of a supervised one, and the classifier a
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import pyro
@@ -22,11 +20,11 @@ import torch
 
 from pyro_vae.config import Config
 from pyro_vae.data import balanced_labels, keep_labels, load_mnist
-from pyro_vae.inference import make_svi, train_epoch
+from pyro_vae.inference import make_svi
 from pyro_vae.model import VAE
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import machine, synchronize, write_record  # noqa: E402
+from throughput import alternate_epochs, machine, write_record  # noqa: E402
 
 
 def main() -> None:
@@ -43,21 +41,9 @@ def main() -> None:
         pyro.clear_param_store()
         vae = VAE(config).to(args.device)
         variants[name] = (vae, make_svi(vae, config, len(split.train), split.labeled), split)
-    seconds = {name: [] for name in variants}
-    for _ in range(args.epochs):
-        for name, (vae, svi, split) in variants.items():
-            images = split.train_epoch()
-            synchronize(args.device)
-            started = time.perf_counter()
-            train_epoch(svi, vae, images, split.train.labels)
-            synchronize(args.device)
-            seconds[name].append(time.perf_counter() - started)
-            print(f"{name}: {seconds[name][-1]:.2f} s ({len(images)} images)", flush=True)
-    baseline = statistics.median(seconds["supervised"])
-    figures = {name: {"seconds_per_epoch": statistics.median(times), "x_supervised_epoch": statistics.median(times) / baseline,
-                      "all_seconds": times} for name, times in seconds.items()}  # fmt: skip
+    figures = alternate_epochs(variants, args.epochs, args.device, reference="supervised")
     for name, figure in figures.items():
-        print(f"{name}: {figure['seconds_per_epoch']:.2f} s per epoch, {figure['x_supervised_epoch']:.2f}x the supervised one")
+        print(f"{name}: {figure['seconds_per_epoch']:.2f} s per epoch, {figure['x_reference']:.2f}x the supervised one")
     write_record("semi-supervised-cost", args.device, {"machine": machine(args.device), "command": " ".join(sys.argv),
                                                        "network": "784-512-512-32, batch 128", "figures": figures})  # fmt: skip
 

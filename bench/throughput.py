@@ -166,6 +166,25 @@ def time_overhead(args, steps: int = 2000) -> dict:
     return {"ms_per_step": milliseconds, "pyro_overhead_ms": milliseconds["pyro-vae"] - milliseconds["plain PyTorch"]}
 
 
+def alternate_epochs(variants: dict, epochs: int, device: str, reference: str) -> dict:
+    """Seconds per training epoch of each variant, ``{name: (vae, svi, data)}``, taking turns epoch
+    by epoch so that the machine's drift hits all alike; returns ``{name: {"seconds_per_epoch"
+    (the median), "x_reference" (over ``reference``'s median), "all_seconds"}}``."""
+    seconds = {name: [] for name in variants}
+    for _ in range(epochs):
+        for name, (vae, svi, data) in variants.items():
+            images = data.train_epoch()
+            synchronize(device)
+            started = time.perf_counter()
+            train_epoch(svi, vae, images, data.train.labels)
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - started)
+            print(f"{name}: {seconds[name][-1]:.2f} s ({len(images)} images)", flush=True)
+    reference_seconds = statistics.median(seconds[reference])
+    return {name: {"seconds_per_epoch": statistics.median(times), "x_reference": statistics.median(times) / reference_seconds,
+                   "all_seconds": times} for name, times in seconds.items()}  # fmt: skip
+
+
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()

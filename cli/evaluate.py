@@ -27,7 +27,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
     """Evaluate RUN (default: the latest run) on its dataset's 10,000 test images, nats per image."""
     run = load_run(run_dir or latest_run(), device=device)
     classifier = None
-    if run.config.conditional or fid:
+    completion = run.config.visible_quadrants is not None  # no prior samples: no FID
+    if run.config.conditional or (fid and not completion):
         train_split = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).train
         echo = None if as_json else click.echo
         classifier = load_or_train_classifier(train_split, echo=echo, dataset=run.config.dataset)
@@ -38,6 +39,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
     target = "log p(x|y)" if result.conditional else "log p(x)"
     if result.classification_accuracy is not None:
         target = "log p(x), y drawn"
+    if completion:
+        target = "log p(x_hidden|x_visible)"
     click.echo(f"run {run.path}: {result.n_images} test images, nats per image")
     click.echo(f"  ELBO                         {result.elbo:10.3f}")
     click.echo(f"  reconstruction E[log p(x|z)] {result.reconstruction:10.3f}")
@@ -63,6 +66,9 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
         click.echo(f"  FID in the classifier's feature space {result.fid:10.3f}")
     if result.classification_accuracy is not None:
         click.echo(f"  classification accuracy, argmax q(y|x) {result.classification_accuracy:.2%}")
+    if result.baseline_nll is not None:
+        click.echo(f"  -log p(x_hidden|x_visible): CVAE {result.cvae_nll:.3f}, baseline network {result.baseline_nll:.3f} "
+                   f"({result.visible_quadrants} visible quadrants)")
     if result.digit_accuracy is not None:
         click.echo(f"  digit accuracy of samples {result.digit_accuracy:.1%}")
     click.echo(f"  ({result.seconds:.1f} s)")

@@ -11,6 +11,7 @@ from pyro_vae.errors import PyroVAEError
 from pyro_vae.training import TrainingInterrupted
 
 from .compare import compare_command
+from .complete import complete_command
 from .evaluate import evaluate_command
 from .leaderboard import leaderboard_command
 from .plot import plot_command
@@ -35,6 +36,7 @@ cli.add_command(compare_command)
 cli.add_command(plot_command)
 cli.add_command(runs_command)
 cli.add_command(leaderboard_command)
+cli.add_command(complete_command)
 
 
 def _one_line(message, limit: int = 400) -> str:

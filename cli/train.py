@@ -18,7 +18,7 @@ from .options import config_options, flag_of, given
     "epochs", "batch_size", "learning_rate", "seed", "z_dim", "hidden_dims", "activation", "dataset",
     "likelihood", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "prior", "pseudo_inputs",
     "posterior", "flows", "stochastic_layers", "top_z_dim", "conditional", "labels", "classifier_weight", "label_scale",
-    "label_every_layer", "init_from",
+    "label_every_layer", "visible_quadrants", "baseline_epochs", "init_from",
     "fast", "device", "data_dir",
 )
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: a new one under $PYRO_VAE_RUNS or ./runs].")

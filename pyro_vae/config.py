@@ -96,6 +96,13 @@ class Config:
                                kind=int, minimum=NUM_CLASSES, maximum=TRAINING_IMAGES)  # fmt: skip
     classifier_weight: float = hyper(50.0, "Semi-supervised: weight alpha of the labeled images' mean "
                                            "-log q(y|x) against the per-image ELBO.", positive=True)  # fmt: skip
+    # image completion (Sohn et al. 2015, Pyro's examples/cvae): p(x_hidden | x_visible), see completion.py
+    visible_quadrants: int | None = hyper(None, "Train a CVAE that completes a digit from 1, 2 or 3 visible quadrants "
+                                                "(1: bottom-left; 2: the left half; 3: all but bottom-right), with "
+                                                "the deterministic baseline network trained first (Sohn et al. 2015).",
+                                          kind=int, minimum=1, maximum=3)  # fmt: skip
+    baseline_epochs: int = hyper(3, "Image completion: epochs that train the baseline network alone, before the "
+                                     "CVAE's epochs (so --epochs must be larger).", minimum=1)  # fmt: skip
     # start from the weights of this run directory (fine-tuning, e.g. with a lower learning rate)
     # instead of a fresh initialization; the networks must have the same shapes
     init_from: str | None = hyper(None, "Start from this run's weights (fine-tuning, e.g. with a lower --lr); "
@@ -145,6 +152,7 @@ class Config:
         yield (self.stochastic_layers == 2 and self.conditional,
                "--stochastic-layers 2 with --conditional is not supported: the conditional VAE has one layer")
         yield from self._semi_supervised_combinations()
+        yield from self._completion_combinations()
 
     def _semi_supervised_combinations(self):
         if self.labels is None:
@@ -157,6 +165,21 @@ class Config:
         yield (self.posterior == "iaf", "--labels with --posterior iaf is not supported: q(z|x,y) is Gaussian")
         yield (not self.fast, "--labels needs the fast step (drop --no-fast): it takes a labeled and an "
                               "unlabeled batch per step")  # fmt: skip
+
+    def _completion_combinations(self):
+        if self.visible_quadrants is None:
+            return
+        flag = f"--visible-quadrants {self.visible_quadrants}"
+        yield (self.conditional, f"{flag} with --conditional: the completion model conditions on the visible "
+                                 f"pixels, not on labels; drop --conditional")  # fmt: skip
+        yield (self.likelihood != "bernoulli", f"{flag} needs --likelihood bernoulli (binarized hidden pixels)")
+        yield (self.prior == "vamp", f"{flag} with --prior vamp: its prior is the network p(z | x_visible)")
+        yield (self.stochastic_layers == 2, f"{flag} with --stochastic-layers 2 is not supported")
+        yield (self.posterior == "iaf", f"{flag} with --posterior iaf is not supported")
+        yield (not self.fast, f"{flag} needs the fast step (drop --no-fast): the baseline trains first")
+        yield (self.epochs <= self.baseline_epochs,
+               f"{flag}: --epochs {self.epochs} leaves no epoch for the CVAE after the {self.baseline_epochs} "
+               f"baseline epochs (--baseline-epochs); give more --epochs")  # fmt: skip
 
     def network_parameters(self) -> int:
         """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
@@ -172,7 +195,14 @@ class Config:
         flows = self.flows * 3 * (4 * self.z_dim) ** 2 if self.posterior == "iaf" else 0  # about
         widths = [IMAGE_PIXELS, *self.hidden_dims, NUM_CLASSES]
         classifier = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) if self.labels is not None else 0
-        return networks + pseudo_inputs + flows + classifier
+        completion = 0
+        if self.visible_quadrants is not None:  # the 784 visible pixels at two inputs, a prior net, a baseline
+            prior_net = [IMAGE_PIXELS, *self.hidden_dims, 2 * self.z_dim]
+            baseline = [IMAGE_PIXELS, *self.hidden_dims, IMAGE_PIXELS]
+            completion = IMAGE_PIXELS * (self.hidden_dims[0] + self.hidden_dims[-1]) + sum(
+                a * b + b for widths in (prior_net, baseline) for a, b in zip(widths[:-1], widths[1:])
+            )
+        return networks + pseudo_inputs + flows + classifier + completion
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

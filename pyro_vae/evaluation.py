@@ -25,6 +25,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from .data import IMAGE_PIXELS, batches, load_dataset, one_hot
 from .checkpoint import weights_fingerprint
 from .errors import PyroVAEError
+from .completion import mean_baseline_nll
 from .inference import classification_accuracy
 from .model import VAE
 from .objectives import particle_log_weights
@@ -63,6 +64,9 @@ class Evaluation:
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
     digit_accuracy: float | None = None
     classification_accuracy: float | None = None  # semi-supervised: argmax q(y|x) against the test labels
+    visible_quadrants: int | None = None  # image completion: log_likelihood is then log p(x_hidden | x_visible)
+    cvae_nll: float | None = None  # image completion: -log_likelihood, the CVAE's -log p(x_hidden | x_visible)
+    baseline_nll: float | None = None  # image completion: the deterministic baseline's, exact
     seconds: float | None = None
     seed: int = 0
     weights_sha256: str | None = None  # checkpoint.weights_fingerprint of the networks scored
@@ -236,7 +240,9 @@ def evaluate(
 ) -> Evaluation:
     """Every figure above for ``run`` on the 10,000 test images (binarized with the fixed seed for
     a Bernoulli run). A conditional run is scored as log p(x|y) with the true labels, and
-    ``classifier`` (if given) measures the digit accuracy of its samples. A continuous likelihood
+    ``classifier`` (if given) measures the digit accuracy of its samples. An image-completion run is
+    scored as log p(x_hidden | x_visible): the same IWAE bound, the recognition network q(z | x, c)
+    the proposal, p(z | c) p(x_hidden | z, c) the joint; its baseline exactly. A continuous likelihood
     is also scored on the dequantized 8-bit test images, giving bits per dimension."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise PyroVAEError(f"--k must be a positive integer (the number of importance samples), got {k!r}")
@@ -265,6 +271,11 @@ def evaluate(
         figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True)
     figures["active_units"], *top = active_units(vae, test.images, test.labels)
     figures["active_units_top"] = top[0] if top else None
+    if vae.completion:  # no prior p(z) to sample from: no FID, no digit accuracy
+        classifier = None
+        figures["visible_quadrants"] = run.config.visible_quadrants
+        figures["cvae_nll"] = -bounds.mean().item()
+        figures["baseline_nll"] = mean_baseline_nll(vae, test)
     if classifier is not None:
         grey = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).test
         figures["fid"] = frechet_distance(vae, classifier, grey.images, seed=seed)

@@ -85,7 +85,8 @@ def make_svi(vae: VAE, config: Config, train_images: int = 60_000, labeled: Spli
     """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up, and
     a semi-supervised run takes its labeled batches from ``labeled``."""
     steps_per_epoch = math.ceil(train_images / config.batch_size)
-    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify)
+    baseline_nll = vae.completion[0].baseline_nll if vae.completion else None
+    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify, baseline_nll=baseline_nll)
     return FastSVI(vae, config, objective) if config.fast else ClassicSVI(vae, config, objective)
 
 

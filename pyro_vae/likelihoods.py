@@ -41,13 +41,16 @@ class BernoulliLogits(dist.Bernoulli):
         return value * self.logits - softplus(self.logits)
 
 
-def pixel_distribution(decoder_output: torch.Tensor, config: Config) -> dist.Distribution:
-    """p(x | z) over the 784 pixels (see the module's docstring), batch shape that of the logits."""
+def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch.Tensor | None = None) -> dist.Distribution:
+    """p(x | z) over the 784 pixels (see the module's docstring), batch shape that of the logits;
+    with a boolean ``mask`` (784,), only the pixels where it is True are scored (image completion)."""
     if config.likelihood == "bernoulli":
-        return BernoulliLogits(logits=decoder_output).to_event(1)
-    if config.likelihood == "continuous-bernoulli":
-        return dist.ContinuousBernoulli(logits=decoder_output).to_event(1)
-    return dist.Normal(torch.sigmoid(decoder_output), config.normal_scale).to_event(1)
+        pixels = BernoulliLogits(logits=decoder_output)
+    elif config.likelihood == "continuous-bernoulli":
+        pixels = dist.ContinuousBernoulli(logits=decoder_output)
+    else:
+        pixels = dist.Normal(torch.sigmoid(decoder_output), config.normal_scale)
+    return (pixels if mask is None else pixels.mask(mask)).to_event(1)
 
 
 def pixel_mean(decoder_output: torch.Tensor, config: Config) -> torch.Tensor:

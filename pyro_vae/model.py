@@ -15,6 +15,12 @@ Semi-supervised (``--labels``, Kingma et al. 2014, M2), y is a latent variable w
             z_n ~ p(z),  x_n ~ p(x | z_n, y_n)
     guide:  y_n ~ q(y | x_n) (``VAE.classify``, only for unlabeled images),  z_n ~ q(z | x_n, y_n)
 
+Image completion (``--visible-quadrants``, Sohn et al. 2015; completion.py), the condition c_n is the
+visible part of x_n with the baseline's guess in the hidden part, and only hidden pixels are scored:
+
+    model:  z_n ~ p(z | c_n) (the prior network),  x_n,hidden ~ p(x_hidden | z_n, c_n)
+    guide:  z_n ~ q(z | x_n, c_n) (the recognition network)
+
 SVI maximizes the evidence lower bound, per image (objectives.py)
 
     ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z))  <=  log p(x).
@@ -35,6 +41,7 @@ from torch import nn
 from .config import IMAGE_PIXELS, NUM_CLASSES, Config
 from .errors import PyroVAEError
 from .likelihoods import pixel_distribution, pixel_mean
+from .completion import Completion
 from .networks import Decoder, Encoder
 from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
 from .priors import prior_for
@@ -51,10 +58,13 @@ class VAE(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config
-        condition_dim = NUM_CLASSES if config.conditional else 0
+        completion = config.visible_quadrants is not None
+        condition_dim = NUM_CLASSES if config.conditional else IMAGE_PIXELS if completion else 0
         shared = dict(
             condition_dim=condition_dim,
-            condition_every_layer=config.label_every_layer,
+            # an image condition enters each network's first layer only: 784 more inputs per layer
+            # would triple the networks for what the first layer can already pass on
+            condition_every_layer=config.label_every_layer and not completion,
             activation=config.activation,
         )
         self.latent_posterior = posterior_for(config)
@@ -73,20 +83,27 @@ class VAE(nn.Module):
         self.classifier = nn.ModuleList(
             [Encoder(IMAGE_PIXELS, config.hidden_dims, NUM_CLASSES, activation=config.activation)] if semi_supervised else []
         )  # fmt: skip
+        # Image completion: the visible mask and the baseline network.
+        self.completion = nn.ModuleList(
+            [Completion(config.visible_quadrants, config.hidden_dims, config.activation)] if completion else []
+        )
 
     # --- the pieces ------------------------------------------------------------------------------------
 
-    def prior(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
-        """p(z) of the top latent, batch shape ``batch_shape``, event shape (its dimensions,)."""
-        return self.latent_prior(tuple(batch_shape), self._encode_top)
+    def prior(self, batch_shape: tuple[int, ...], condition: torch.Tensor | None = None) -> dist.Distribution:
+        """p(z) of the top latent, batch shape ``batch_shape``, event shape (its dimensions,); for
+        image completion p(z | c), ``condition`` being ``VAE.condition(y, x)``."""
+        return self.latent_prior(tuple(batch_shape), self._encode_top, condition)
 
     def posterior(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """q(z | x[, y]) from the encoder; ``condition`` is ``VAE.condition(y)``."""
         return self.latent_posterior(self.encoder(x, condition))
 
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
-        """p(x | z[, y]) from the decoder, one factor per pixel; batch shape z's leading shape."""
-        return pixel_distribution(self.decoder(z, condition), self.config)
+        """p(x | z[, y]) from the decoder, one factor per pixel (for image completion, per hidden
+        pixel: the visible ones are masked out); batch shape z's leading shape."""
+        hidden = self.completion[0].hidden.bool() if self.completion else None
+        return pixel_distribution(self.decoder(z, condition), self.config, mask=hidden)
 
     def label_prior(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
         """p(y): uniform over the classes, one-hot valued (the networks read y as a one-hot vector)."""
@@ -107,11 +124,14 @@ class VAE(nn.Module):
             q = layer(_mean(q))
         return q
 
-    def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
-        """What the networks see of the label: ``label_scale * y``, or None for the plain VAE.
+    def condition(self, y: torch.Tensor | None, x: torch.Tensor | None = None) -> torch.Tensor | None:
+        """What the networks see of the label: ``label_scale * y``, or None for the plain VAE; for
+        image completion, the visible pixels of ``x`` with the baseline's guess for the rest.
 
         The scale is a design choice, not a constant of the model: a larger input makes the label's
         weights learn faster than the encoder can hide the class in z (see README)."""
+        if self.completion:
+            return self.completion[0].condition(x)
         if not self.config.conditional:
             return None
         if y is None:
@@ -124,13 +144,13 @@ class VAE(nn.Module):
         """p(x, z | y) = p(z) p(x | z, y), or with two layers p(z2) p(z1 | z2) p(x | z1);
         ``kl_scale`` weighs the latent sites (objectives.py)."""
         pyro.module("decoder", self.decoder)
-        self._register("latent_prior", "downward")
+        self._register("latent_prior", "downward", "completion")
         with pyro.plate("data", x.shape[0]):
             if self.classifier:  # semi-supervised: y is a latent variable, observed where given
                 y = pyro.sample("y", self.label_prior((x.shape[0],)), obs=y)
-            condition = self.condition(y)
+            condition = self.condition(y, x)
             with poutine.scale(scale=kl_scale):
-                z = pyro.sample(self.top_site, self.prior((x.shape[0],)))
+                z = pyro.sample(self.top_site, self.prior((x.shape[0],), condition))
                 for layer in self.downward:
                     z = pyro.sample("z", layer(z))
             pyro.sample("x", self.likelihood(z, condition), obs=x)
@@ -144,7 +164,7 @@ class VAE(nn.Module):
             if self.classifier and y is None:  # an unlabeled image: y drawn, or summed (objectives.py)
                 y = pyro.sample("y", self.classify(x))
             with poutine.scale(scale=kl_scale):
-                z = pyro.sample("z", self.posterior(x, self.condition(y)))
+                z = pyro.sample("z", self.posterior(x, self.condition(y, x)))
                 for layer in self.upward:
                     pyro.sample("z_top", layer(z))
 
@@ -161,14 +181,15 @@ class VAE(nn.Module):
         """KL(q(z|x) || p(z)) per image by hand where one exists (one layer, Gaussian q and p, y known)."""
         if self.downward or (self.classifier and y is None):
             return None
-        return closed_form_kl(self.posterior(x, self.condition(y)), self.prior((x.shape[0],)))
+        condition = self.condition(y, x)
+        return closed_form_kl(self.posterior(x, condition), self.prior((x.shape[0],), condition))
 
     # --- what the figures and sampling use -----------------------------------------------------------
 
     @torch.no_grad()
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E_q[z | x, y], the point a figure encodes an image to."""
-        return _mean(self.posterior(x, self.condition(y)))
+        return _mean(self.posterior(x, self.condition(y, x)))
 
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,11 +27,17 @@ example does:
     beta_t = beta * min(1, t / (kl_warmup * steps_per_epoch))   (t the 1-based global step).
 
 Evaluation always scores the true model (kl_scale 1).
+
+Image completion (``--visible-quadrants``, completion.py) trains its deterministic baseline first:
+for the first ``baseline_epochs * steps_per_epoch`` steps the loss is the baseline's own
+-log p_b(x_hidden | x_visible), and only then the CVAE's bound, as Sohn et al. (2015) and Pyro's
+cvae example do (there as two separate trainings; here one schedule, so resume stays exact).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyro
@@ -162,6 +168,8 @@ class Objective:
     loss: ELBO | IWAE | SemiSupervised
     beta: float = 1.0
     warmup_steps: int = 0
+    baseline_steps: int = 0  # image completion: steps that train the baseline alone, first
+    baseline_nll: Callable[[torch.Tensor], torch.Tensor] | None = None  # x -> -log p_b(x_hidden | x_visible)
 
     def kl_scale(self, step: int) -> float:
         if self.warmup_steps == 0:
@@ -169,12 +177,28 @@ class Objective:
         return self.beta * min(1.0, step / self.warmup_steps)
 
     def loss_and_grads(self, model, guide, step: int, *args) -> float:
+        if step <= self.baseline_steps:
+            return self._baseline_step(args[0])
         return self.loss.loss_and_grads(model, guide, *args, kl_scale=self.kl_scale(step))
 
+    def _baseline_step(self, x: torch.Tensor) -> float:
+        """The baseline's summed -log p_b(x_hidden | x_visible); only its weights get gradients."""
+        loss = self.baseline_nll(x).sum()
+        loss.backward()
+        return loss.item()
 
-def make_objective(config: Config, steps_per_epoch: int = 1, labeled: Split | None = None, classify=None) -> Objective:
+
+def make_objective(config: Config, steps_per_epoch: int = 1, labeled: Split | None = None, classify=None,
+                   baseline_nll=None) -> Objective:  # fmt: skip
     """The objective ``config`` names; a semi-supervised one needs the ``labeled`` images and the
-    VAE's ``classify``."""
+    VAE's ``classify``, image completion the baseline's ``baseline_nll``."""
+    objective = _objective(config, steps_per_epoch, labeled, classify)
+    if config.visible_quadrants is not None:
+        objective.baseline_steps, objective.baseline_nll = config.baseline_epochs * steps_per_epoch, baseline_nll
+    return objective
+
+
+def _objective(config: Config, steps_per_epoch: int, labeled: Split | None, classify) -> Objective:
     warmup = config.kl_warmup * steps_per_epoch
     if config.labels is not None:
         binary = config.likelihood == "bernoulli"

@@ -103,6 +103,8 @@ def caption(run) -> str:
     kind = "conditional VAE" if config.conditional else "VAE"
     if config.labels is not None:
         kind = f"semi-supervised conditional VAE ({config.labels} labels)"
+    if config.visible_quadrants is not None:
+        kind = f"image-completion CVAE ({config.visible_quadrants} visible quadrants)"
     done = run.metrics[-1]["epoch"] if run.metrics else 0
     start = f" from {Path(config.init_from).name}'s weights" if config.init_from else ""
     return (
@@ -112,8 +114,8 @@ def caption(run) -> str:
     )
 
 
-def _new_figure(run, title: str, name: str):
-    figure = plt.figure(figsize=FIGURE_SIZES[name], dpi=FIGURE_DPI, constrained_layout=True)
+def _new_figure(run, title: str, name: str, size: tuple[float, float] | None = None):
+    figure = plt.figure(figsize=size or FIGURE_SIZES[name], dpi=FIGURE_DPI, constrained_layout=True)
     figure.suptitle(title)
     figure.supxlabel(caption(run), fontsize=8, color="0.3")
     return figure
@@ -290,6 +292,23 @@ def style_figure(run, path: Path, generator, columns: int = 12) -> Path:
     return _save(figure, path)
 
 
+@torch.no_grad()
+def completion_figure(run, test, path: Path, generator, n: int = 10, draws: int = 6) -> Path:
+    """Rows of test images: the visible input (hidden pixels grey), the truth, the baseline's
+    prediction and ``draws`` CVAE completions, z ~ p(z | x_visible)."""
+    from .completion import complete, completion_rows
+
+    index = torch.randperm(len(test), generator=generator)[:n].to(test.images.device)
+    images, columns, rows = completion_rows(complete(run.vae, test.images[index], draws, generator))
+    size = (8, 2 + 7.6 * rows / columns)  # the grid's own aspect, plus room for the labels
+    figure = _new_figure(run, "Completing test digits from the visible quadrants", "completion.png", size)
+    names = ["input", "truth", "baseline"] + [f"CVAE {draw + 1}" for draw in range(draws)]
+    xticks = ([28 * column + 13.5 for column in range(columns)], names)
+    _image_axis(figure.add_subplot(), sample_grid(images, columns), "hidden pixels: the baseline's mean, or the CVAE's "
+                "mean E[x_hidden | z, x_visible] for one z ~ p(z | x_visible) each", "", xticks=xticks)  # fmt: skip
+    return _save(figure, path)
+
+
 def plot_run(run, out_dir: Path | None = None, seed: int = 0, data_dir: str | None = None) -> list[Path]:
     """Every figure of ``run`` as PNG files in ``out_dir`` (default: the run directory); the same
     ``seed`` gives the same pictures. Returns the paths written."""
@@ -302,6 +321,8 @@ def plot_run(run, out_dir: Path | None = None, seed: int = 0, data_dir: str | No
     generator = torch.Generator().manual_seed(seed)
     run.vae.eval()
     paths = [] if not run.metrics else [elbo_figure(run, out_dir / "elbo.png")]
+    if config.visible_quadrants is not None:  # no p(z) to sample from: completions instead
+        return paths + [completion_figure(run, data.test, out_dir / "completion.png", generator)]
     paths.append(reconstruction_figure(run, data.test, out_dir / "reconstructions.png", generator))
     paths.append(latent_figure(run, data.test, out_dir / "latent.png"))
     if config.z_dim == 2:

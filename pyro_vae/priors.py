@@ -1,7 +1,8 @@
 """Priors p(z): small modules that return a Pyro distribution over z with one event dimension.
 
 A prior is called with the batch shape it must cover (for example ``(n,)``, or ``(k, n)`` under a
-particle plate) and the VAE's ``encode`` (x -> q(z|x), which the VampPrior uses) and returns a
+particle plate), the VAE's ``encode`` (x -> q(z|x), which the VampPrior uses) and the condition the
+networks see (which the image-completion prior reads; the others ignore it) and returns a
 distribution whose ``batch_shape`` is that shape and whose ``event_shape`` is ``(z_dim,)``. The model, the evaluator, sampling and the figures all ask the VAE
 for it (``VAE.prior``); nothing else knows which prior a run has.
 """
@@ -15,6 +16,8 @@ import torch
 from torch import nn
 
 from .config import IMAGE_PIXELS
+from .errors import PyroVAEError
+from .networks import ConditionedMLP
 
 
 class StandardNormal(nn.Module):
@@ -26,7 +29,7 @@ class StandardNormal(nn.Module):
         # not in the state dict: it only carries the device and dtype (and a scale for experiments)
         self.register_buffer("scale", torch.tensor(float(scale)), persistent=False)
 
-    def forward(self, batch_shape: tuple[int, ...], encode=None) -> dist.Distribution:
+    def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
         scale = self.scale.expand(*batch_shape, self.z_dim)
         return dist.Normal(torch.zeros_like(scale), scale).to_event(1)
 
@@ -40,7 +43,7 @@ class GaussianMixture(nn.Module):
         self.register_buffer("locs", torch.as_tensor(locs, dtype=torch.float32), persistent=False)
         self.register_buffer("scales", torch.as_tensor(scales, dtype=torch.float32), persistent=False)
 
-    def forward(self, batch_shape: tuple[int, ...], encode=None) -> dist.Distribution:
+    def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
         components = dist.Normal(self.locs, self.scales).to_event(1)
         return dist.MixtureSameFamily(dist.Categorical(logits=self.logits), components).expand(batch_shape)
 
@@ -95,15 +98,39 @@ class VampPrior(nn.Module):
         # Tomczak & Welling initialize near the data mean with small noise
         self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(pseudo_inputs, x_dim))
 
-    def forward(self, batch_shape: tuple[int, ...], encode=None) -> dist.Distribution:
+    def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
         components = encode(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
         base = components.base_dist if isinstance(components, dist.TransformedDistribution) else components
         normal = base.base_dist  # Independent(Normal) -> Normal, batch (K,)
         return DiagonalGaussianMixture(normal.loc, normal.scale, batch_shape)
 
 
+class ConditionalPrior(nn.Module):
+    """The prior network of a conditional model whose condition is an image (Sohn et al. 2015):
+
+        p(z | c) = N(z; mu_p(c), diag sigma_p(c)^2),   (mu_p, log sigma_p) from an MLP of c,
+
+    with c the visible pixels and the baseline's guess for the hidden ones (completion.py). Unlike
+    N(0, I) it tells the decoder which completions the visible part allows."""
+
+    def __init__(self, condition_dim: int, hidden_dims: tuple[int, ...], z_dim: int, activation: str):
+        super().__init__()
+        self.z_dim = z_dim
+        self.net = ConditionedMLP(condition_dim, hidden_dims, 2 * z_dim, activation=activation)
+
+    def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
+        if condition is None:
+            raise PyroVAEError("this model's prior p(z | x_visible) needs the visible pixels; use pyro-vae complete")
+        z_loc, z_log_scale = self.net(condition).split([self.z_dim, self.z_dim], dim=-1)
+        shape = torch.broadcast_shapes(tuple(batch_shape), z_loc.shape[:-1]) + (self.z_dim,)
+        return dist.Normal(z_loc.expand(shape), z_log_scale.exp().expand(shape)).to_event(1)
+
+
 def prior_for(config, z_dim: int) -> nn.Module:
-    """The prior piece ``config.prior`` names, over the top latent of ``z_dim`` dimensions."""
+    """The prior piece ``config.prior`` names (for image completion, the prior network), over the
+    top latent of ``z_dim`` dimensions."""
+    if config.visible_quadrants is not None:
+        return ConditionalPrior(IMAGE_PIXELS, config.hidden_dims, z_dim, config.activation)
     if config.prior == "vamp":
         return VampPrior(config.pseudo_inputs, IMAGE_PIXELS)
     return StandardNormal(z_dim)

@@ -37,6 +37,7 @@ def new_run_dir(config: Config, out: str | Path | None = None) -> Path:
     else:
         kind = "cvae" if config.conditional else "vae"
         kind = f"ssvae{config.labels}" if config.labels is not None else kind
+        kind = f"complete{config.visible_quadrants}" if config.visible_quadrants is not None else kind
         stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{config.likelihood}"
         run_dir = runs_root() / stem
         suffix = 1
@@ -99,25 +100,30 @@ def load_run(path: str | Path, device: str = "auto") -> Run:
     return Run(run_dir, config, vae, read_metrics(run_dir))
 
 
-def latest_run(conditional: bool | None = None) -> Path:
-    """The run under the runs root whose checkpoint was written last (only conditional ones if asked)."""
+def latest_run(conditional: bool | None = None, completion: bool | None = None) -> Path:
+    """The run under the runs root whose checkpoint was written last (only conditional ones, or only
+    image-completion ones, if asked)."""
     root = runs_root()
     candidates = sorted(
         root.glob(f"*/{CHECKPOINT_NAME}"), key=lambda p: p.stat().st_mtime, reverse=True
     ) if root.is_dir() else []
     for checkpoint_path in candidates:
-        if conditional is None or _is_conditional(checkpoint_path.parent) == conditional:
-            return checkpoint_path.parent
-    kind = "conditional run" if conditional else "run"
-    hint = "pyro-vae train --conditional" if conditional else "pyro-vae train"
+        run_dir = checkpoint_path.parent
+        if conditional is not None and bool(_config_value(run_dir, "conditional")) != conditional:
+            continue
+        if completion is not None and (_config_value(run_dir, "visible_quadrants") is not None) != completion:
+            continue
+        return run_dir
+    kind = "conditional run" if conditional else "image-completion run" if completion else "run"
+    hint = "pyro-vae train --conditional" if conditional else "pyro-vae train --visible-quadrants 2" if completion else "pyro-vae train"
     raise PyroVAEError(f"no {kind} under {root}/; train one with `{hint}` or pass --run DIR")
 
 
-def _is_conditional(run_dir: Path) -> bool:
+def _config_value(run_dir: Path, key: str):
     try:
-        return bool(json.loads((run_dir / CONFIG_NAME).read_text()).get("conditional"))
+        return json.loads((run_dir / CONFIG_NAME).read_text()).get(key)
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
 
 
 def list_runs(root: Path | None = None) -> list[dict]:

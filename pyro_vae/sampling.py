@@ -44,6 +44,9 @@ def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0
         raise PyroVAEError(f"--n must be an integer from 1 to {MAX_SAMPLES}, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise PyroVAEError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    if vae.completion:
+        raise PyroVAEError("this run completes images (--visible-quadrants): its prior p(z | x_visible) needs "
+                           "the visible pixels, so draw completions with pyro-vae complete")  # fmt: skip
     labels = sample_labels(vae, n, digit)
     count = n if labels is None else labels.shape[0]
     device = next(vae.parameters()).device
@@ -88,10 +91,10 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
-def default_output_path(digit: int | None, folder: str | Path = ".") -> Path:
+def default_output_path(digit: int | None, folder: str | Path = ".", stem: str = "samples") -> Path:
     """``samples.png`` or ``samples-digitD.png`` in ``folder``; if taken, the first free
     ``samples-digitD-2.png``, ``-3``, ... so that no earlier file is overwritten."""
-    stem = "samples" if digit is None else f"samples-digit{digit}"
+    stem = stem if digit is None else f"{stem}-digit{digit}"
     path, number = Path(folder) / f"{stem}.png", 1
     while path.exists():
         number += 1

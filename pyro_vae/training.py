@@ -21,6 +21,7 @@ from .data import balanced_labels, keep_labels, load_dataset
 from .device import device_name, resolve_device
 from .errors import PyroVAEError
 from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
+from .completion import mean_baseline_nll
 from .model import VAE
 from .progress import ProgressBar
 from .rng import capture_rng_state, restore_rng_state
@@ -65,7 +66,7 @@ def train(
     if initial is not None:  # before any run directory exists, so a mismatch leaves nothing behind
         # A new piece starts fresh; so do the encoder outputs a new posterior adds (an IAF's context).
         load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for",
-                     new_pieces=("latent_prior", "latent_posterior", "downward", "upward", "classifier"),
+                     new_pieces=("latent_prior", "latent_posterior", "downward", "upward", "classifier", "completion"),
                      grown_outputs=(f"encoder.net.layers.{len(vae.encoder.net.layers) - 1}",))  # fmt: skip
     vae.to(device)
     run_dir = new_run_dir(config, out)
@@ -180,6 +181,8 @@ def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done):
               "device": device_name(data.test.images.device)}  # fmt: skip
     if vae.classifier:
         record["test_accuracy"] = classification_accuracy(vae, data.test)
+    if vae.completion:
+        record["test_baseline_nll"] = mean_baseline_nll(vae, data.test)
     return record, steps
 
 
@@ -206,8 +209,12 @@ def _summary(record: dict, config: Config) -> str:
     """One line per epoch; the training column is the objective's own bound (the IWAE-K bound for
     --objective iwae, the beta-weighted ELBO during a warm-up), the test column the ELBO."""
     trained = f"train iwae-{config.particles}" if config.objective == "iwae" else "train elbo"
-    accuracy = f"  q(y|x) accuracy {record['test_accuracy']:.2%}" if "test_accuracy" in record else ""
+    if config.visible_quadrants is not None and record["epoch"] <= config.baseline_epochs:
+        trained = "train baseline -nll"  # the baseline trains alone first (objectives.py)
+    extra = f"  q(y|x) accuracy {record['test_accuracy']:.2%}" if "test_accuracy" in record else ""
+    if "test_baseline_nll" in record:
+        extra = f"  baseline test nll {record['test_baseline_nll']:8.3f}"
     return (
         f"epoch {record['epoch']:3d}/{config.epochs}  {trained} {record['train_elbo']:9.3f}  "
-        f"test elbo {record['test_elbo']:9.3f} nats/image{accuracy}  {record['seconds']:6.1f}s"
+        f"test elbo {record['test_elbo']:9.3f} nats/image{extra}  {record['seconds']:6.1f}s"
     )

@@ -143,6 +143,18 @@ BAD_INPUTS = {
                                         "--particles", "2", "--out", "{tmp}/r"], "--labels"),  # fmt: skip
     "labels with the classic step": (["train", "--conditional", "--labels", "100", "--no-fast", "--out", "{tmp}/r"],
                                      "--no-fast"),  # fmt: skip
+    "no visible quadrant": (["train", "--visible-quadrants", "0", "--out", "{tmp}/r"], "--visible-quadrants"),
+    "four visible quadrants": (["train", "--visible-quadrants", "4", "--out", "{tmp}/r"], "--visible-quadrants"),
+    "completion with labels": (["train", "--visible-quadrants", "2", "--conditional", "--out", "{tmp}/r"],
+                               "drop --conditional"),  # fmt: skip
+    "completion with a grey likelihood": (["train", "--visible-quadrants", "2", "--likelihood", "normal",
+                                           "--out", "{tmp}/r"], "bernoulli"),  # fmt: skip
+    "completion without CVAE epochs": (["train", "--visible-quadrants", "1", "--epochs", "3", "--out", "{tmp}/r"],
+                                       "--baseline-epochs"),  # fmt: skip
+    "complete a plain VAE": (["complete", "--run", "{vae}", "--device", "cpu", "--out", "{tmp}/c.png"],
+                             "not an image-completion model"),  # fmt: skip
+    "complete into a jpeg": (["complete", "--run", "{vae}", "--out", "{tmp}/c.jpg"], ".png"),
+    "complete with no completion run": (["complete", "--device", "cpu"], "no image-completion run"),
 }
 
 

@@ -1,0 +1,128 @@
+"""Image completion (Sohn, Lee & Yan 2015; Pyro's examples/cvae): a conditional VAE for
+p(x_hidden | x_visible), a digit drawn whole from 1, 2 or 3 of its quadrants.
+
+Quadrants as in the paper and Pyro's example: 1 visible is the bottom-left, 2 the left half, 3 all
+but the bottom-right. With m the visible mask and 1 - m the hidden one:
+
+    baseline (deterministic):   s = sigmoid(f(m * x)),
+        -log p_b(x_hidden | x_visible) = -sum_{i hidden} [x_i log s_i + (1 - x_i) log(1 - s_i)]
+    the networks' condition:     c = m * x + (1 - m) * s   (the baseline's guess fills the hidden part)
+    prior network:               z ~ p(z | c) = N(mu_p(c), diag sigma_p(c)^2)     (priors.ConditionalPrior)
+    generation network:          x_i ~ Bernoulli(sigmoid(g_i(z, c)))  for hidden i only (a mask)
+    recognition network:         q(z | x, c) = N(mu(x, c), diag sigma(x, c)^2)
+
+The baseline is trained first, alone (``--baseline-epochs``), then frozen: its guess is the prior
+network's starting point, as in the paper and in Pyro's example. Only the hidden pixels are scored:
+the likelihood is masked, so visible pixels add exactly nothing to log p.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import IMAGE_PIXELS
+from .data import IMAGE_SHAPE, Split, batches
+from .errors import PyroVAEError
+from .likelihoods import pixel_mean, softplus
+from .networks import ConditionedMLP
+
+QUADRANTS_SEEN = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left", "top-right", "bottom-left")}
+
+
+def visible_mask(visible_quadrants: int) -> torch.Tensor:
+    """(784,) bool, True where a pixel is visible: the quadrants ``QUADRANTS_SEEN`` names."""
+    height, width = IMAGE_SHAPE
+    mask = torch.zeros(IMAGE_SHAPE, dtype=torch.bool)
+    rows = {"top": slice(0, height // 2), "bottom": slice(height // 2, height)}
+    columns = {"left": slice(0, width // 2), "right": slice(width // 2, width)}
+    for quadrant in QUADRANTS_SEEN[visible_quadrants]:
+        row, column = quadrant.split("-")
+        mask[rows[row], columns[column]] = True
+    return mask.reshape(IMAGE_PIXELS)
+
+
+class Completion(nn.Module):
+    """The visible mask and the deterministic baseline network f, the same MLP shape as the encoder."""
+
+    def __init__(self, visible_quadrants: int, hidden_dims: tuple[int, ...], activation: str):
+        super().__init__()
+        self.register_buffer("visible", visible_mask(visible_quadrants).float(), persistent=False)
+        self.baseline = ConditionedMLP(IMAGE_PIXELS, hidden_dims, IMAGE_PIXELS, activation=activation)
+
+    @property
+    def hidden(self) -> torch.Tensor:
+        return 1 - self.visible
+
+    def baseline_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """f(m * x): the baseline sees the visible pixels only (the hidden ones are zeroed, and the
+        mask is the same for every image, so a zero carries no information)."""
+        return self.baseline(x * self.visible)
+
+    def baseline_nll(self, x: torch.Tensor) -> torch.Tensor:
+        """-log p_b(x_hidden | x_visible) per image, the masked Bernoulli negative log-likelihood:
+        sum over hidden i of log(1 + e^l_i) - x_i l_i."""
+        logits = self.baseline_logits(x)
+        return ((softplus(logits) - x * logits) * self.hidden).sum(-1)
+
+    def condition(self, x: torch.Tensor) -> torch.Tensor:
+        """c = m * x + (1 - m) * sigmoid(f(m * x)), the baseline held fixed (no gradient reaches it
+        from the CVAE's loss)."""
+        with torch.no_grad():
+            guess = torch.sigmoid(self.baseline_logits(x))
+        return x * self.visible + guess * self.hidden
+
+
+@torch.no_grad()
+def mean_baseline_nll(vae, split: Split, batch_size: int = 1000) -> float:
+    """The baseline's -log p(x_hidden | x_visible), averaged over ``split``, nats per image."""
+    completion = completion_of(vae)
+    total = 0.0
+    for index in batches(len(split), batch_size, split.images.device, shuffle=False):
+        total += completion.baseline_nll(split.images[index]).sum().item()
+    return total / len(split)
+
+
+def completion_of(vae) -> Completion:
+    if not vae.completion:
+        raise PyroVAEError(
+            "this run is not an image-completion model; train one with pyro-vae train --visible-quadrants N"
+        )
+    return vae.completion[0]
+
+
+@torch.no_grad()
+def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """For images x (n, 784): the visible input (hidden pixels grey), the baseline's prediction and
+    ``draws`` CVAE completions per image, z ~ p(z | c) decoded to its mean, each (n, ..., 28, 28) in
+    [0, 1] with the visible pixels as given. The z are drawn from the CPU ``generator``."""
+    from .sampling import draw
+
+    completion = completion_of(vae)
+    visible, hidden = completion.visible, completion.hidden
+    condition = completion.condition(x)
+    prior = vae.prior((draws, x.shape[0]), condition)
+    z = draw(prior, generator)
+    means = pixel_mean(vae.decoder(z, condition), vae.config)  # (draws, n, 784)
+    pasted = x * visible + means * hidden
+    baseline = x * visible + torch.sigmoid(completion.baseline_logits(x)) * hidden
+
+    def images(values):
+        return values.reshape(*values.shape[:-1], *IMAGE_SHAPE).float().cpu()
+
+    return {
+        "input": images(x * visible + 0.5 * hidden),
+        "truth": images(x),
+        "baseline": images(baseline),
+        "cvae": images(pasted.transpose(0, 1)),  # (n, draws, 28, 28)
+    }
+
+
+def completion_rows(completed: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
+    """One row per image: input, truth, baseline, then the CVAE's draws. Returns the images
+    (n * columns, 28, 28) row-major, the columns and the rows."""
+    n = completed["input"].shape[0]
+    columns = [completed["input"], completed["truth"], completed["baseline"]]
+    stacked = torch.cat([torch.stack(columns, dim=1), completed["cvae"]], dim=1)
+    return stacked.reshape(-1, *IMAGE_SHAPE), 3 + completed["cvae"].shape[1], n
+
