@@ -16,6 +16,7 @@ from pyro_vae import Config, VAE
 from pyro_vae.completion import visible_mask
 from pyro_vae.evaluation import importance_weights
 from pyro_vae.inference import make_svi
+from pyro_vae.priors import ConditionalPrior
 
 
 def small_completion(visible_quadrants: int = 2, **overrides) -> VAE:
@@ -79,6 +80,15 @@ def test_baseline_trains_alone_first_then_stays_frozen():
     later = moved_by(2)
     assert later and not later & baseline
     assert set(dict(vae.named_parameters())) == baseline | later
+
+
+def test_prior_network_is_never_surer_than_its_floor():
+    """sigma_p >= MIN_SCALE even for conditions far from any image (the outlier that broke a run)."""
+    vae = small_completion()
+    extreme = torch.cat([torch.zeros(3, 784), torch.ones(3, 784), 50 * torch.randn(3, 784)])
+    prior = vae.prior((9,), extreme)
+    assert prior.batch_shape == (9,) and prior.event_shape == (4,)
+    assert (prior.base_dist.scale >= ConditionalPrior.MIN_SCALE).all()
 
 
 def test_baseline_nll_is_the_masked_bernoulli_negative_log_likelihood():
