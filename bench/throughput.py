@@ -4,8 +4,10 @@ Sections (each on by default; --only picks some):
   steps    Training throughput, 784-400-50 at batch 128: pyro-vae's SVI step (fast path and
            classic SVI; with --jit the JIT ELBO, with --compile torch.compile'd networks and their
            compile time) against a plain PyTorch loop with the same networks, loss, Adam, batches
-           and binarized images. Variants take turns epoch by epoch, so drifts in machine speed hit
-           all alike; median of --epochs timed epochs after --warmup.
+           and binarized images. pyro-vae's steps include what training does per batch (gather
+           the uint8 rows, make them float, binarize them); the floor gets float binary images
+           made before its clock starts. Variants take turns epoch by epoch, so drifts in machine
+           speed hit all alike; median of --epochs timed epochs after --warmup.
   overhead Pyro's fixed cost per step, apart from arithmetic: milliseconds per step of the fast step
            and of the plain loop on a tiny network (784-8-2, batch 4), where almost nothing is
            computed.
@@ -41,7 +43,7 @@ import torch
 from pyro.infer import JitTraceMeanField_ELBO
 
 from pyro_vae.config import Config
-from pyro_vae.data import binarize, load_mnist
+from pyro_vae.data import ImageData, Split, binarize, load_mnist
 from pyro_vae.evaluation import split_bounds
 from pyro_vae.inference import make_svi, train_epoch
 from pyro_vae.model import VAE
@@ -59,7 +61,7 @@ def bench_config(args, **changes) -> Config:
 
 
 def time_steps(args, data) -> dict:
-    """Median seconds per epoch of training steps (binarization excluded) for each variant."""
+    """Median seconds per epoch of training steps for each variant (the floor's binarization excluded)."""
     variants, compile_seconds = {}, None
     for name, fast, jit, compiled in (("pyro-vae", True, False, False), ("pyro-vae --no-fast", False, False, False),
                                       ("pyro-vae, JitTraceMeanField_ELBO", True, True, False),
@@ -72,8 +74,9 @@ def time_steps(args, data) -> dict:
         if jit:
             svi.objective.loss = JitTraceMeanField_ELBO(ignore_jit_warnings=True)
         if compiled:
-            compile_seconds = compile_networks(vae, svi, data.train.images[: args.batch_size], args)
-        variants[name] = (vae, lambda images, labels, svi=svi, vae=vae: train_epoch(svi, vae, images, labels))
+            compile_seconds = compile_networks(vae, svi, data.train.batch(torch.arange(args.batch_size)), args)
+        # pyro-vae's step as training takes it: uint8 rows gathered, made float and binarized per batch
+        variants[name] = (vae, lambda grey, binary, labels, svi=svi, vae=vae: train_epoch(svi, vae, as_data(grey, labels)))
     floor_vae = VAE(bench_config(args)).to(args.device)
     decoder = floor_vae.decoder
 
@@ -82,23 +85,25 @@ def time_steps(args, data) -> dict:
         return z_loc, z_log_scale.exp()
 
     floor_optimizer = torch.optim.Adam(floor_vae.parameters(), lr=1e-3, foreach=True)
-    variants["plain PyTorch"] = (floor_vae, lambda images, labels: plain_vae.train_epoch(
-        encoder, decoder, floor_optimizer, images, args.batch_size))  # fmt: skip
+    variants["plain PyTorch"] = (floor_vae, lambda grey, binary, labels: plain_vae.train_epoch(
+        encoder, decoder, floor_optimizer, binary, args.batch_size))  # fmt: skip
     seconds = {name: [] for name in variants}
     names = list(variants)
     chunk = args.chunk_steps * args.batch_size
     for epoch in range(args.warmup + args.epochs):
         # The machine's speed drifts by tens of percent within seconds (shared cores), so variants
         # take turns every few steps, each on the same images, starting in a rotating order.
-        images = binarize(data.train.images)[torch.randperm(len(data.train), device=args.device)]
-        labels = data.train.labels
+        order = torch.randperm(len(data.train), device=args.device)
+        grey, labels = data.train.images[order], data.train.labels[order]
+        images = binarize(grey.float() / 255)  # the floor's, binarized before its clock starts
         elapsed = dict.fromkeys(names, 0.0)
         for turn, start in enumerate(range(0, len(data.train), chunk)):
             for name in names[turn % len(names):] + names[: turn % len(names)]:
                 pyro.clear_param_store()  # Pyro's one global store must hold this variant's parameters
                 synchronize(args.device)
                 started = time.perf_counter()
-                variants[name][1](images[start : start + chunk], labels[start : start + chunk])
+                part = slice(start, start + chunk)
+                variants[name][1](grey[part], images[part], labels[part])
                 synchronize(args.device)
                 elapsed[name] += time.perf_counter() - started
         if epoch >= args.warmup:
@@ -120,6 +125,11 @@ def time_steps(args, data) -> dict:
     return figures, variants["pyro-vae"][0]
 
 
+def as_data(grey: torch.Tensor, labels: torch.Tensor) -> ImageData:
+    """uint8 rows as the training data of one timed turn (no test split: the turn only trains)."""
+    return ImageData(train=Split(grey, labels), test=Split(grey[:0], labels[:0]), binarize_train=True)
+
+
 def compile_networks(vae, svi, batch, args) -> float:
     """torch.compile the encoder and decoder; seconds until the first step is done, which includes
     compiling (the last, shorter batch of an epoch compiles once more, with dynamic shapes)."""
@@ -127,7 +137,7 @@ def compile_networks(vae, svi, batch, args) -> float:
     vae.encoder.compile()
     vae.decoder.compile()
     with svi.hot_path():
-        svi.step(1, binarize(batch), None)
+        svi.step(1, binarize(batch), None)  # batch: floats in [0, 1]
     synchronize(args.device)
     return time.perf_counter() - started
 
@@ -173,13 +183,12 @@ def alternate_epochs(variants: dict, epochs: int, device: str, reference: str) -
     seconds = {name: [] for name in variants}
     for _ in range(epochs):
         for name, (vae, svi, data) in variants.items():
-            images = data.train_epoch()
             synchronize(device)
             started = time.perf_counter()
-            train_epoch(svi, vae, images, data.train.labels)
+            train_epoch(svi, vae, data)
             synchronize(device)
             seconds[name].append(time.perf_counter() - started)
-            print(f"{name}: {seconds[name][-1]:.2f} s ({len(images)} images)", flush=True)
+            print(f"{name}: {seconds[name][-1]:.2f} s ({len(data.train)} images)", flush=True)
     reference_seconds = statistics.median(seconds[reference])
     return {name: {"seconds_per_epoch": statistics.median(times), "x_reference": statistics.median(times) / reference_seconds,
                    "all_seconds": times} for name, times in seconds.items()}  # fmt: skip
@@ -215,7 +224,7 @@ def time_evaluate(args, vae, data, k: int = 1000, images: int = 1000) -> dict:
     vae.eval()
     synchronize(args.device)
     started = time.perf_counter()
-    bounds, _, _, _ = split_bounds(vae, data.test.images[:images], data.test.labels[:images], k, batch_size=500)
+    bounds, _, _, _ = split_bounds(vae, data.test.take(torch.arange(images)), None, k, batch_size=500)
     synchronize(args.device)
     seconds = time.perf_counter() - started
     return {"k": k, "images": images, "seconds_per_1000_images": seconds * 1000 / images,

@@ -15,13 +15,14 @@ from .options import ChoiceList, config_options, given
 @click.command("compare")
 @click.option("--likelihoods", type=ChoiceList(LIKELIHOODS), default=",".join(LIKELIHOODS), show_default=True)
 @click.option("--elbos", type=ChoiceList(ELBOS), default="analytic", show_default=True)
-@config_options("epochs", "hidden_dims", "z_dim", "device", "data_dir")
+@config_options("epochs", "hidden_dims", "z_dim", "dataset", "image_size", "channels", "test_fraction", "validation",
+                "subset", "device", "data_dir")
 @click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="IWAE draws per test image.")
 @click.option("--out", type=click.Path(file_okay=False), default="results/compare", show_default=True)
-def compare_command(likelihoods, elbos, epochs, hidden_dims, z_dim, k, device, data_dir, out):
+def compare_command(likelihoods, elbos, k, out, **options):
     """Train (or reuse) one run per likelihood and ELBO estimator, evaluate each, and write
     compare.md, compare.json and compare.png into OUT."""
-    base = Config(**given(dict(epochs=epochs, hidden_dims=hidden_dims, z_dim=z_dim, device=device, data_dir=data_dir)))
+    base = Config(**given(options))
     Path(out).mkdir(parents=True, exist_ok=True)
     compare(base, likelihoods, elbos, Path(out), k=k, echo=click.echo)
     click.echo(f"wrote {out}/compare.md, compare.json and compare.png")

@@ -7,8 +7,8 @@ import json
 import click
 
 from pyro_vae.config import MAX_SEED
-from pyro_vae.classifier import load_or_train_classifier
-from pyro_vae.data import load_dataset
+from pyro_vae.classifier import classifier_available, load_or_train_classifier
+from pyro_vae.data import load_data
 from pyro_vae.evaluation import evaluate
 from pyro_vae.runs import latest_run, load_run
 
@@ -20,18 +20,19 @@ from .options import DEVICE
 @click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="Importance samples per image for the IWAE bound (--k 1 gives the ELBO).")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the draws.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
-@click.option("--data-dir", help="Folder holding MNIST/raw/ or FashionMNIST/raw/ [default: the run's, else $PYRO_VAE_DATA].")
+@click.option("--data-dir", help="Folder holding MNIST/raw/, FashionMNIST/raw/, ... [default: the run's, else $PYRO_VAE_DATA].")
 @click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples to the test images in the classifier's feature space (the classifier is trained once, about a minute, then cached).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
-    """Evaluate RUN (default: the latest run) on its dataset's 10,000 test images, nats per image."""
+    """Evaluate RUN (default: the latest run) on its source's test images, nats per image."""
     run = load_run(run_dir or latest_run(), device=device)
     classifier = None
     completion = run.config.visible_quadrants is not None  # no prior samples: no FID
-    if run.config.conditional or (fid and not completion):
-        train_split = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).train
+    wanted = run.config.conditional or (fid and not completion)
+    if wanted and classifier_available(run.config) is None:
+        train_split = load_data(run.config, run.device, binarize=False, data_dir=data_dir).train
         echo = None if as_json else click.echo
-        classifier = load_or_train_classifier(train_split, echo=echo, dataset=run.config.dataset)
+        classifier = load_or_train_classifier(train_split, echo=echo, config=run.config)
     result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))
@@ -41,7 +42,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
         target = "log p(x), y drawn"
     if completion:
         target = "log p(x_hidden|x_visible)"
-    click.echo(f"run {run.path}: {result.n_images} test images, nats per image")
+    channels, height, width = run.config.image_shape
+    click.echo(f"run {run.path}: {result.n_images} test images of {channels}x{height}x{width}, nats per image")
     click.echo(f"  ELBO                         {result.elbo:10.3f}")
     click.echo(f"  reconstruction E[log p(x|z)] {result.reconstruction:10.3f}")
     if result.kl_pyro is not None:
@@ -70,5 +72,11 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
         click.echo(f"  -log p(x_hidden|x_visible): CVAE {result.cvae_nll:.3f}, baseline network {result.baseline_nll:.3f} "
                    f"({result.visible_quadrants} visible quadrants)")
     if result.digit_accuracy is not None:
-        click.echo(f"  digit accuracy of samples {result.digit_accuracy:.1%}")
+        click.echo(f"  class accuracy of samples {result.digit_accuracy:.1%}")
+    for figure, reason in (result.not_measured or {}).items():
+        if figure == "fid" and not fid:
+            continue
+        if figure == "digit_accuracy" and not result.conditional:
+            continue
+        click.echo(f"  {'FID' if figure == 'fid' else 'class accuracy of samples'}: not measured ({reason})")
     click.echo(f"  ({result.seconds:.1f} s)")

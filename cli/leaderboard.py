@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from pyro_vae.classifier import load_or_train_classifier
-from pyro_vae.data import load_dataset
+from pyro_vae.classifier import classifier_available, load_or_train_classifier
+from pyro_vae.data import load_data, scored_images
 from pyro_vae.errors import PyroVAEError
 from pyro_vae.leaderboard import leaderboard_row, write_leaderboard
 from pyro_vae.runs import load_run
@@ -26,11 +26,14 @@ def leaderboard_command(run_dirs, k, device, fresh, out):
     leaderboard.md, leaderboard.json and leaderboard.png into OUT. Each run's evaluation is saved
     in it as evaluate-kK.json and reused while its weights are unchanged."""
     runs = [load_run(run_dir, device=device) for run_dir in run_dirs]  # every run loads before any evaluation
-    datasets = {run.config.dataset for run in runs}
-    if len(datasets) > 1:
-        raise PyroVAEError(f"a leaderboard ranks runs on one dataset; these use {', '.join(sorted(datasets))}")
-    train = load_dataset(runs[0].config.dataset, runs[0].config.data_dir, runs[0].device, binarize=False).train
-    classifier = load_or_train_classifier(train, echo=click.echo, dataset=runs[0].config.dataset)
+    scored = {scored_images(run.config) for run in runs}
+    if len(scored) > 1:
+        raise PyroVAEError(f"a leaderboard ranks runs on one set of test images; these differ in source, shape or "
+                           f"split: {'; '.join(sorted(map(str, scored)))}")  # fmt: skip
+    classifier = None
+    if classifier_available(runs[0].config) is None:
+        train = load_data(runs[0].config, runs[0].device, binarize=False).train
+        classifier = load_or_train_classifier(train, echo=click.echo, config=runs[0].config)
     rows = [leaderboard_row(run_dir, k, classifier, device, echo=click.echo, reuse=not fresh) for run_dir in run_dirs]
     for path in write_leaderboard(rows, Path(out)):
         click.echo(f"wrote {path}")

@@ -26,7 +26,8 @@ EXIT_INTERRUPTED = 130
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pyro-vae", prog_name="pyro-vae")
 def cli():
-    """A variational autoencoder and a conditional VAE on MNIST and Fashion-MNIST, in Pyro."""
+    """A variational autoencoder and a conditional VAE on MNIST, Fashion-MNIST, CIFAR-10, SVHN or your
+    own images, in Pyro."""
 
 
 cli.add_command(train_command)

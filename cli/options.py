@@ -68,6 +68,16 @@ class ChoiceList(click.ParamType):
         return names
 
 
+class IntChoice(click.Choice):
+    """A fixed set of integers (``--channels 1|3``), given and returned as ints."""
+
+    def __init__(self, choices):
+        super().__init__([str(choice) for choice in choices])
+
+    def convert(self, value, param, ctx):
+        return int(super().convert(str(value), param, ctx))
+
+
 DEVICE = DeviceType()
 HIDDEN_DIMS = HiddenDimsType()
 
@@ -84,13 +94,14 @@ def param_type(field: dataclasses.Field):
     if field.name == "hidden_dims":
         return HIDDEN_DIMS
     if meta["choices"] is not None:
-        return click.Choice(meta["choices"])
+        return IntChoice(meta["choices"]) if meta["kind"] is int else click.Choice(meta["choices"])
     if meta["kind"] is int:
         return click.IntRange(meta["minimum"], meta["maximum"])
     if meta["kind"] is float:
         if meta["positive"]:
             return click.FloatRange(0, None, min_open=True)
-        return click.FloatRange(meta["minimum"], meta["maximum"])
+        opened = meta["open_interval"]
+        return click.FloatRange(meta["minimum"], meta["maximum"], min_open=opened, max_open=opened)
     if meta["kind"].__name__ == "Path":
         return click.Path()
     return str

@@ -16,7 +16,7 @@ from .options import config_options, flag_of, given
 @click.command("train")
 @config_options(
     "epochs", "batch_size", "learning_rate", "seed", "z_dim", "hidden_dims", "activation", "dataset",
-    "likelihood", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "prior", "pseudo_inputs",
+    "image_size", "channels", "test_fraction", "validation", "subset", "likelihood", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "prior", "pseudo_inputs",
     "posterior", "flows", "stochastic_layers", "top_z_dim", "conditional", "labels", "classifier_weight", "label_scale",
     "label_every_layer", "visible_quadrants", "baseline_epochs", "init_from",
     "fast", "device", "data_dir",
@@ -28,8 +28,9 @@ from .options import config_options, flag_of, given
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue this run from its last complete checkpoint (with --epochs: up to that many in all).")
 @click.option("--detect-anomaly", is_flag=True, help="Autograd anomaly detection, to find where a NaN comes from (slow).")
 def train_command(out, quiet, resume_dir, detect_anomaly, no_plot, tensorboard, **options):
-    """Train a VAE (or, with --conditional, a conditional VAE) on MNIST or Fashion-MNIST with
-    Pyro's SVI, then plot its figures into the run directory.
+    """Train a VAE (or, with --conditional, a conditional VAE) with Pyro's SVI on MNIST,
+    Fashion-MNIST, CIFAR-10, SVHN or your own images (a folder or an array), then plot its figures
+    into the run directory.
 
     Ctrl-C stops after keeping the last complete checkpoint and prints the command that resumes."""
     values = given(options)
@@ -74,7 +75,8 @@ class TensorBoardLogger:
     def __call__(self, record: dict, vae, run_dir) -> None:
         if self.writer is None:
             self.writer = self.writer_class(log_dir=str(Path(run_dir) / "tensorboard"))
-        for split in ("train", "test"):
-            self.writer.add_scalar(f"elbo/{split}", record[f"{split}_elbo"], record["epoch"])
+        for split in ("train", "val", "test"):
+            if f"{split}_elbo" in record:
+                self.writer.add_scalar(f"elbo/{split}", record[f"{split}_elbo"], record["epoch"])
         self.writer.add_scalar("seconds_per_epoch", record["seconds"], record["epoch"])
         self.writer.flush()

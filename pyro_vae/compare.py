@@ -56,8 +56,10 @@ def _finished(run_dir: Path, config: Config) -> bool:
         return False
     try:
         existing = Config.load_json(run_dir / "config.json")
-        # the fast and the classic step make the same updates, so either run will do
-        same = replace(existing, fast=config.fast) == config
+        # the fast and the classic step make the same updates, so either run will do; the shape and
+        # classes of a path's images are known to the run, not yet to the asked config
+        derived = {name: getattr(config, name) or getattr(existing, name) for name in ("image_shape", "class_names")}
+        same = replace(existing, fast=config.fast) == replace(config, **derived)
         return same and len(read_metrics(run_dir)) == config.epochs
     except Exception:
         return False

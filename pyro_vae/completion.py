@@ -21,8 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import IMAGE_PIXELS
-from .data import IMAGE_SHAPE, Split, batches
+import math
+
+from .data import Split
 from .errors import PyroVAEError
 from .likelihoods import pixel_mean, softplus
 from .networks import ConditionedMLP
@@ -30,25 +31,29 @@ from .networks import ConditionedMLP
 QUADRANTS_SEEN = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left", "top-right", "bottom-left")}
 
 
-def visible_mask(visible_quadrants: int) -> torch.Tensor:
-    """(784,) bool, True where a pixel is visible: the quadrants ``QUADRANTS_SEEN`` names."""
-    height, width = IMAGE_SHAPE
-    mask = torch.zeros(IMAGE_SHAPE, dtype=torch.bool)
+def visible_mask(visible_quadrants: int, image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """(C*H*W,) bool, True where a pixel is visible: the quadrants ``QUADRANTS_SEEN`` names, in
+    every channel. An odd side puts its middle row or column in the bottom or right half."""
+    channels, height, width = image_shape
+    mask = torch.zeros((channels, height, width), dtype=torch.bool)
     rows = {"top": slice(0, height // 2), "bottom": slice(height // 2, height)}
     columns = {"left": slice(0, width // 2), "right": slice(width // 2, width)}
     for quadrant in QUADRANTS_SEEN[visible_quadrants]:
         row, column = quadrant.split("-")
-        mask[rows[row], columns[column]] = True
-    return mask.reshape(IMAGE_PIXELS)
+        mask[:, rows[row], columns[column]] = True
+    return mask.reshape(-1)
 
 
 class Completion(nn.Module):
     """The visible mask and the deterministic baseline network f, the same MLP shape as the encoder."""
 
-    def __init__(self, visible_quadrants: int, hidden_dims: tuple[int, ...], activation: str):
+    def __init__(self, visible_quadrants: int, image_shape: tuple[int, int, int], hidden_dims: tuple[int, ...],
+                 activation: str):  # fmt: skip
         super().__init__()
-        self.register_buffer("visible", visible_mask(visible_quadrants).float(), persistent=False)
-        self.baseline = ConditionedMLP(IMAGE_PIXELS, hidden_dims, IMAGE_PIXELS, activation=activation)
+        self.image_shape = tuple(image_shape)
+        self.register_buffer("visible", visible_mask(visible_quadrants, image_shape).float(), persistent=False)
+        pixels = math.prod(image_shape)
+        self.baseline = ConditionedMLP(pixels, hidden_dims, pixels, activation=activation)
 
     @property
     def hidden(self) -> torch.Tensor:
@@ -78,8 +83,8 @@ def mean_baseline_nll(vae, split: Split, batch_size: int = 1000) -> float:
     """The baseline's -log p(x_hidden | x_visible), averaged over ``split``, nats per image."""
     completion = completion_of(vae)
     total = 0.0
-    for index in batches(len(split), batch_size, split.images.device, shuffle=False):
-        total += completion.baseline_nll(split.images[index]).sum().item()
+    for x, _ in split.chunks(batch_size):
+        total += completion.baseline_nll(x).sum().item()
     return total / len(split)
 
 
@@ -93,8 +98,8 @@ def completion_of(vae) -> Completion:
 
 @torch.no_grad()
 def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """For images x (n, 784): the visible input (hidden pixels grey), the baseline's prediction and
-    ``draws`` CVAE completions per image, z ~ p(z | c) decoded to its mean, each (n, ..., 28, 28) in
+    """For images x (n, C*H*W): the visible input (hidden pixels grey), the baseline's prediction and
+    ``draws`` CVAE completions per image, z ~ p(z | c) decoded to its mean, each (n, ..., C, H, W) in
     [0, 1] with the visible pixels as given. The z are drawn from the CPU ``generator``."""
     from .sampling import draw
 
@@ -103,26 +108,26 @@ def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> di
     condition = completion.condition(x)
     prior = vae.prior((draws, x.shape[0]), condition)
     z = draw(prior, generator)
-    means = pixel_mean(vae.decoder(z, condition), vae.config)  # (draws, n, 784)
+    means = pixel_mean(vae.decoder(z, condition), vae.config)  # (draws, n, C*H*W)
     pasted = x * visible + means * hidden
     baseline = x * visible + torch.sigmoid(completion.baseline_logits(x)) * hidden
 
     def images(values):
-        return values.reshape(*values.shape[:-1], *IMAGE_SHAPE).float().cpu()
+        return values.reshape(*values.shape[:-1], *completion.image_shape).float().cpu()
 
     return {
         "input": images(x * visible + 0.5 * hidden),
         "truth": images(x),
         "baseline": images(baseline),
-        "cvae": images(pasted.transpose(0, 1)),  # (n, draws, 28, 28)
+        "cvae": images(pasted.transpose(0, 1)),  # (n, draws, C, H, W)
     }
 
 
 def completion_rows(completed: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
     """One row per image: input, truth, baseline, then the CVAE's draws. Returns the images
-    (n * columns, 28, 28) row-major, the columns and the rows."""
+    (n * columns, C, H, W) row-major, the columns and the rows."""
     n = completed["input"].shape[0]
     columns = [completed["input"], completed["truth"], completed["baseline"]]
     stacked = torch.cat([torch.stack(columns, dim=1), completed["cvae"]], dim=1)
-    return stacked.reshape(-1, *IMAGE_SHAPE), 3 + completed["cvae"].shape[1], n
+    return stacked.reshape(-1, *stacked.shape[2:]), 3 + completed["cvae"].shape[1], n
 

@@ -19,27 +19,36 @@ from .errors import PyroVAEError
 LIKELIHOODS = ("bernoulli", "normal", "continuous-bernoulli")
 ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn")  # by name; any other value is a path (data.py)
+# The shape and classes of the named sources, known before any file is read; a folder's or an
+# array's are read from it (data.py) and recorded in the run like these.
+NAMED_SOURCES = {
+    "mnist": ((1, 28, 28), tuple(str(digit) for digit in range(10))),
+    "fashion-mnist": ((1, 28, 28), ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                                    "Sneaker", "Bag", "Ankle boot")),
+    "cifar10": ((3, 32, 32), ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                              "truck")),
+    "svhn": ((3, 32, 32), tuple(str(digit) for digit in range(10))),
+}  # fmt: skip
+MAX_IMAGE_SIDE = 4096
 OBJECTIVES = ("elbo", "iwae")
 PRIORS = ("normal", "vamp")
 POSTERIORS = ("gaussian", "iaf")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
-# Derived sizes, here because the parameter count below needs them before any network exists
-# (``data`` re-exports them; importing ``data`` here would make the config import torch).
-IMAGE_PIXELS = 28 * 28
-NUM_CLASSES = 10
-TRAINING_IMAGES = 60_000  # MNIST's and Fashion-MNIST's training split
 
 
 def hyper(default, help: str, *, flag: str | None = None, choices: tuple | None = None, minimum=None,
-          maximum=None, positive: bool = False, kind: type | None = None, secondary: str | None = None):  # fmt: skip
+          maximum=None, positive: bool = False, kind: type | None = None, secondary: str | None = None,
+          open_interval: bool = False, derived: bool = False):  # fmt: skip
     """A Config field and its description: ``choices`` (a fixed set), ``minimum``/``maximum``
-    (inclusive bounds) or ``positive`` (> 0 and finite); ``flag`` the CLI spelling (default: the field
-    name with dashes; None-able fields give their ``kind``); ``secondary`` the off-switch of a
-    boolean flag pair (``--fast/--no-fast``)."""
+    (inclusive bounds, exclusive with ``open_interval``) or ``positive`` (> 0 and finite); ``flag``
+    the CLI spelling (default: the field name with dashes; None-able fields give their ``kind``);
+    ``secondary`` the off-switch of a boolean flag pair (``--fast/--no-fast``). A ``derived`` field
+    is no option: the data fills it (the image shape) and the run records it."""
     metadata = dict(help=help, flag=flag, choices=choices, minimum=minimum, maximum=maximum, positive=positive,
-                    kind=kind or type(default), secondary=secondary, optional=default is None)  # fmt: skip
+                    kind=kind or type(default), secondary=secondary, optional=default is None,
+                    open_interval=open_interval, derived=derived)  # fmt: skip
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -50,14 +59,30 @@ class Config:
     batch_size: int = hyper(128, "Images per SVI step.", minimum=1)
     learning_rate: float = hyper(1e-3, "Adam learning rate.", flag="--lr", positive=True)
     seed: int = hyper(0, "Seeds torch, NumPy, Python and Pyro.", minimum=0, maximum=MAX_SEED)
-    # networks: encoder 784 -> hidden_dims -> 2 z_dim, decoder z_dim -> reversed(hidden_dims) -> 784
+    # networks: encoder C*H*W -> hidden_dims -> 2 z_dim, decoder z_dim -> reversed(hidden_dims) -> C*H*W
     z_dim: int = hyper(32, "Latent dimensions.", minimum=1)
     hidden_dims: tuple[int, ...] = hyper((512, 512), "MLP widths, comma-separated, e.g. 400 or 512,512.")
     activation: str = hyper("elu", "Hidden activation (ELU learned fastest, bench/activations.py).",
                             choices=ACTIVATIONS)  # fmt: skip
     # the data
-    dataset: str = hyper("mnist", "fashion-mnist: Debian's dataset-fashion-mnist, or FashionMNIST/raw/ "
-                                  "under --data-dir.", choices=DATASETS)  # fmt: skip
+    dataset: str = hyper("mnist", "mnist, fashion-mnist, cifar10, svhn (torchvision's readers, under --data-dir), "
+                                  "or a path: a folder of images (flat, or one subfolder per class) or a .npy "
+                                  "(N,H,W), (N,H,W,C), (N,C,H,W) or .npz (images, labels, class_names) array.")
+    image_size: str | None = hyper(None, "Resize every image once on load (antialiased) to S x S or H x W, "
+                                         "written S or HxW [default: as stored].", kind=str)
+    channels: int | None = hyper(None, "1: grey, 3: colour (converting where the source differs) "
+                                       "[default: as stored].", kind=int, choices=(1, 3))
+    test_fraction: float = hyper(0.1, "A source without its own test split holds out this share of its images "
+                                      "(a fixed seed) as the test split.", minimum=0.0, maximum=1.0,
+                                 open_interval=True)  # fmt: skip
+    validation: int = hyper(0, "Hold out this many training images (a fixed seed); each epoch then reports "
+                               "them (val_elbo) and only evaluate touches the test split.", minimum=0)
+    subset: int | None = hyper(None, "Use only the first N images of each of the source's splits "
+                                     "(quick experiments) [default: all].", kind=int, minimum=1)
+    image_shape: tuple[int, ...] | None = hyper(None, "[C, H, W] of the images, from the data.", kind=tuple,
+                                                derived=True)  # fmt: skip
+    class_names: tuple[str, ...] | None = hyper(None, "The source's class names, from the data (None: no labels).",
+                                                kind=tuple, derived=True)  # fmt: skip
     # the probabilistic model
     likelihood: str = hyper("bernoulli", "bernoulli: dynamically binarized pixels; normal (fixed scale) "
                                          "and continuous-bernoulli: grey pixels in [0, 1].",
@@ -93,7 +118,7 @@ class Config:
     labels: int | None = hyper(None, "Conditional: keep the labels of only this many training images, "
                                      "balanced over the classes and chosen by --seed; the rest are unlabeled "
                                      "and y is summed out (Kingma et al. 2014, M2) [default: all labels].",
-                               kind=int, minimum=NUM_CLASSES, maximum=TRAINING_IMAGES)  # fmt: skip
+                               kind=int, minimum=2)  # fmt: skip
     classifier_weight: float = hyper(50.0, "Semi-supervised: weight alpha of the labeled images' mean "
                                            "-log q(y|x) against the per-image ELBO.", positive=True)  # fmt: skip
     # image completion (Sohn et al. 2015, Pyro's examples/cvae): p(x_hidden | x_visible), see completion.py
@@ -120,7 +145,31 @@ class Config:
 
     def __post_init__(self):
         self.hidden_dims = tuple(self.hidden_dims)
+        if self.image_shape is not None:
+            self.image_shape = tuple(self.image_shape)
+        if self.class_names is not None:
+            self.class_names = tuple(self.class_names)
+        if self.image_shape is None and self.dataset in NAMED_SOURCES:
+            self._fill_named_source()
         self.validate()
+
+    def _fill_named_source(self) -> None:
+        """A named source's shape (after --image-size and --channels) and classes, known up front."""
+        (channels, height, width), names = NAMED_SOURCES[self.dataset]
+        if self.image_size is not None and _parse_image_size(self.image_size) is not None:
+            height, width = _parse_image_size(self.image_size)
+        self.image_shape = (self.channels or channels, height, width)
+        self.class_names = names
+
+    @property
+    def pixels(self) -> int | None:
+        """C * H * W, the dimension of x; None until the data has told the shape."""
+        return None if self.image_shape is None else math.prod(self.image_shape)
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes of the source; None for an unlabelled source or one not yet read."""
+        return None if self.class_names is None else len(self.class_names)
 
     def validate(self) -> None:
         """Reject nonsense before any work is done, with a message naming the field."""
@@ -128,10 +177,16 @@ class Config:
             check_value(field.name, getattr(self, field.name), field.metadata)
         if not self.hidden_dims or any(not _is_int(width) or width <= 0 for width in self.hidden_dims):
             raise PyroVAEError(f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}")
+        if not self.dataset:
+            raise PyroVAEError("dataset must be mnist, fashion-mnist, cifar10, svhn or a path, got an empty string")
+        if self.image_size is not None and _parse_image_size(self.image_size) is None:
+            raise PyroVAEError(f"--image-size takes S or HxW, each from 1 to {MAX_IMAGE_SIDE} (e.g. 32 or 64x48), "
+                               f"got {self.image_size!r}")  # fmt: skip
+        self._check_data_fields()
         for combination, reason in self.impossible_combinations():
             if combination:
                 raise PyroVAEError(reason)
-        if self.network_parameters() > MAX_PARAMETERS:
+        if self.pixels is not None and self.network_parameters() > MAX_PARAMETERS:
             raise PyroVAEError(
                 f"the encoder and decoder would hold {self.network_parameters():,} parameters, more than "
                 f"{MAX_PARAMETERS:,}; choose smaller hidden_dims or z_dim"
@@ -158,8 +213,9 @@ class Config:
         if self.labels is None:
             return
         yield (not self.conditional, f"--labels {self.labels} keeps labels for the conditional VAE; add --conditional")
-        yield (self.labels % NUM_CLASSES != 0,
-               f"--labels {self.labels} cannot be balanced over the {NUM_CLASSES} classes; use a multiple of {NUM_CLASSES}")
+        classes = self.num_classes
+        yield (classes is not None and self.labels % classes != 0,
+               f"--labels {self.labels} cannot be balanced over the {classes} classes; use a multiple of {classes}")
         yield (self.objective == "iwae",
                "--labels with --objective iwae is not supported: the semi-supervised ELBO sums y out exactly")
         yield (self.posterior == "iaf", "--labels with --posterior iaf is not supported: q(z|x,y) is Gaussian")
@@ -181,25 +237,36 @@ class Config:
                f"{flag}: --epochs {self.epochs} leaves no epoch for the CVAE after the {self.baseline_epochs} "
                f"baseline epochs (--baseline-epochs); give more --epochs")  # fmt: skip
 
+    def _check_data_fields(self) -> None:
+        """The recorded shape and classes, where given, must be usable."""
+        shape = self.image_shape
+        if shape is not None and (len(shape) != 3 or not all(_is_int(side) and side > 0 for side in shape)
+                                  or shape[0] not in (1, 3)):  # fmt: skip
+            raise PyroVAEError(f"image_shape must be [C, H, W] with C 1 or 3, got {list(shape)!r}")
+        names = self.class_names
+        if names is not None and (len(names) < 2 or not all(isinstance(name, str) for name in names)):
+            raise PyroVAEError(f"class_names must be two or more names, got {names!r}")
+
     def network_parameters(self) -> int:
         """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
-        label = NUM_CLASSES if self.conditional else 0
-        encoder = [IMAGE_PIXELS, *self.hidden_dims, 2 * self.z_dim]
-        decoder = [self.z_dim, *reversed(self.hidden_dims), IMAGE_PIXELS]
+        pixels, classes = self.pixels, self.num_classes or 0
+        label = classes if self.conditional else 0
+        encoder = [pixels, *self.hidden_dims, 2 * self.z_dim]
+        decoder = [self.z_dim, *reversed(self.hidden_dims), pixels]
         networks = sum(
             (width_in + label) * width_out + width_out
             for widths in (encoder, decoder)
             for width_in, width_out in zip(widths[:-1], widths[1:])
         )
-        pseudo_inputs = self.pseudo_inputs * IMAGE_PIXELS if self.prior == "vamp" else 0
+        pseudo_inputs = self.pseudo_inputs * pixels if self.prior == "vamp" else 0
         flows = self.flows * 3 * (4 * self.z_dim) ** 2 if self.posterior == "iaf" else 0  # about
-        widths = [IMAGE_PIXELS, *self.hidden_dims, NUM_CLASSES]
+        widths = [pixels, *self.hidden_dims, classes]
         classifier = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) if self.labels is not None else 0
         completion = 0
-        if self.visible_quadrants is not None:  # the 784 visible pixels at two inputs, a prior net, a baseline
-            prior_net = [IMAGE_PIXELS, *self.hidden_dims, 2 * self.z_dim]
-            baseline = [IMAGE_PIXELS, *self.hidden_dims, IMAGE_PIXELS]
-            completion = IMAGE_PIXELS * (self.hidden_dims[0] + self.hidden_dims[-1]) + sum(
+        if self.visible_quadrants is not None:  # the visible pixels at two inputs, a prior net, a baseline
+            prior_net = [pixels, *self.hidden_dims, 2 * self.z_dim]
+            baseline = [pixels, *self.hidden_dims, pixels]
+            completion = pixels * (self.hidden_dims[0] + self.hidden_dims[-1]) + sum(
                 a * b + b for widths in (prior_net, baseline) for a, b in zip(widths[:-1], widths[1:])
             )
         return networks + pseudo_inputs + flows + classifier + completion
@@ -213,7 +280,8 @@ class Config:
         unknown = sorted(set(values) - known)
         if unknown:
             raise PyroVAEError(f"unknown configuration keys {unknown}")
-        # saved before the fast step existed: such a run trained, and resumes, with classic SVI
+        # saved before the fast step existed: such a run trained, and resumes, with classic SVI;
+        # before image_shape was recorded every run was 28x28 grey, filled in from the dataset's name
         return cls(**{"fast": False, **values})
 
     def save_json(self, path: Path) -> None:
@@ -242,10 +310,16 @@ def check_value(name: str, value, description) -> None:
             bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
             raise PyroVAEError(f"{name} must be an integer {bounds}, got {value!r}")
     elif kind is float:
-        low = description["minimum"]
+        low, high, open_interval = description["minimum"], description["maximum"], description["open_interval"]
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not number or (description["positive"] and value <= 0) or (low is not None and value < low):
+        outside = number and (
+            (low is not None and (value <= low if open_interval else value < low))
+            or (high is not None and (value >= high if open_interval else value > high))
+        )
+        if not number or (description["positive"] and value <= 0) or outside:
             must = "a positive number" if description["positive"] else f"a finite number of at least {low}"
+            if high is not None:
+                must = f"a number strictly between {low} and {high}" if open_interval else f"a number from {low} to {high}"
             raise PyroVAEError(f"{name} must be {must}, got {value!r}")
     elif kind is bool and not isinstance(value, bool):
         raise PyroVAEError(f"{name} must be true or false, got {value!r}")
@@ -259,7 +333,7 @@ def command_line(config: Config, out: str | None = None) -> str:
     default, words = Config(), ["pyro-vae", "train"]
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if value == getattr(default, field.name) or field.name == "data_dir":
+        if value == getattr(default, field.name) or field.name == "data_dir" or field.metadata["derived"]:
             continue
         flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
         if field.metadata["kind"] is bool:
@@ -267,6 +341,22 @@ def command_line(config: Config, out: str | None = None) -> str:
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
     return " ".join(words + (["--out", out] if out else []))
+
+
+def _parse_image_size(text: str) -> tuple[int, int] | None:
+    """'32' -> (32, 32), '64x48' -> (64, 48) (height x width); None if it is not that."""
+    parts = str(text).lower().split("x")
+    if len(parts) not in (1, 2) or not all(part.strip().isdigit() for part in parts):
+        return None
+    sides = [int(part) for part in parts]
+    if not all(1 <= side <= MAX_IMAGE_SIDE for side in sides):
+        return None
+    return (sides[0], sides[-1])
+
+
+def image_size_of(config: Config) -> tuple[int, int] | None:
+    """(H, W) that ``--image-size`` asks for, or None (keep the stored size)."""
+    return None if config.image_size is None else _parse_image_size(config.image_size)
 
 
 def parse_hidden_dims(text: str) -> tuple[int, ...]:

@@ -1,38 +1,49 @@
-"""MNIST or Fashion-MNIST as tensors on the training device; batches are index slices, not a
-per-item DataLoader.
+"""The images a run trains on, from any source, as uint8 pixels that become floats per batch.
+
+A source (``Config.dataset``) is read once by ``sources.py`` into an array of shape (N, C, H, W),
+uint8, with its labels and class names where it has them. This module cuts it into splits and
+serves batches:
+
+- train / test: the source's own test split where it has one (MNIST, Fashion-MNIST, CIFAR-10,
+  SVHN), else ``test_fraction`` of its images held out with a fixed seed; ``validation`` more
+  training images held out the same way; ``subset`` keeps the first N images of each split of the
+  source. The same configuration always gives the same images in each split, so ``evaluate``,
+  ``compare`` and ``leaderboard`` score exactly what training held out.
+- A split is flat, (N, C*H*W), uint8 (a quarter of float32), on the training device when it fits
+  in ``memory_limit()`` bytes; a larger one stays in its file on disk (``DiskImages``) and only
+  the rows of the batches asked for are read. ``Split.batch(index)`` gathers the
+  rows and turns them into floats in [0, 1] on the device: one conversion per batch, nothing per
+  image in Python.
+- Bernoulli likelihood: the held-out splits are binarized once with a fixed seed (stored as 0 and
+  255), the training batches afresh at every step (dynamic binarization).
 
 The data root is chosen by, in order: the explicit ``data_dir`` (``--data-dir``), the environment
-variable ``PYRO_VAE_DATA``, and a per-user cache directory. It holds ``MNIST/raw/`` (and
-``FashionMNIST/raw/``) in torchvision's layout, and torchvision's ``MNIST`` and ``FashionMNIST``
-read both. Missing MNIST files are downloaded by torchvision unless ``PYRO_VAE_OFFLINE`` is set.
-Fashion-MNIST is also found where Debian's ``dataset-fashion-mnist`` package puts it,
-``/usr/share/datasets/fashion-mnist/``, gzipped; it is unpacked once into the cache.
+variable ``PYRO_VAE_DATA``, and a per-user cache directory.
 """
 
 from __future__ import annotations
 
-import gzip
+import math
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .config import IMAGE_PIXELS, NUM_CLASSES
+from .config import NAMED_SOURCES, Config
 from .errors import PyroVAEError
 
-IMAGE_SHAPE = (28, 28)  # IMAGE_PIXELS and NUM_CLASSES live in config (the parameter count needs them)
+MNIST_SHAPE = (1, 28, 28)  # MNIST and Fashion-MNIST; every other module reads the shape from the run
 TEST_BINARIZATION_SEED = 1234  # fixed, so that test figures compare between runs
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SPLIT_SEED = 0  # which images a source without a test split holds out, and which --validation takes
+DEFAULT_MEMORY_LIMIT = 1 << 30  # a split larger than 1 GiB of uint8 stays on disk, read by batch
+CHUNK_VALUES = 1 << 20  # pixels per chunk of a pass over a split: 1,000 MNIST images, 85 of 64x64x3
 
 
 def class_names(dataset: str) -> tuple[str, ...]:
-    return FASHION_CLASSES if dataset == "fashion-mnist" else tuple(str(digit) for digit in range(NUM_CLASSES))
+    """The class names of a named source (see ``Config.class_names`` for any run's)."""
+    return NAMED_SOURCES[dataset][1] if dataset in NAMED_SOURCES else ()
 
 
 def default_cache_dir() -> Path:
@@ -48,183 +59,297 @@ def resolve_data_root(data_dir: str | None = None) -> Path:
     return default_cache_dir() / "data"
 
 
+def memory_limit() -> int:
+    """Bytes of uint8 pixels a split may take on the device; ``PYRO_VAE_MEMORY_LIMIT`` (bytes, or
+    with a K, M or G suffix) overrides the default 1 GiB."""
+    text = os.environ.get("PYRO_VAE_MEMORY_LIMIT", "").strip().upper()
+    if not text:
+        return DEFAULT_MEMORY_LIMIT
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+    try:
+        return int(float(text.rstrip("KMG")) * scale)
+    except ValueError:
+        raise PyroVAEError(f"PYRO_VAE_MEMORY_LIMIT must be bytes such as 500M or 2G, got {text!r}") from None
+
+
+def npy_header(path: Path):
+    """(shape, fortran_order, dtype, offset of the data) of a .npy file, read without loading it."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = reader(handle)
+            return shape, fortran_order, dtype, handle.tell()
+    except (ValueError, OSError) as error:
+        raise PyroVAEError(f"{path} is not a readable .npy array: {error}".splitlines()[0]) from None
+
+
+class DiskImages:
+    """Rows of a uint8 ``.npy`` file on disk, (N, D), read on demand with positional reads.
+
+    ``rows(index)`` reads just the rows asked for (in file order, each straight into the batch's
+    buffer), so a process that trains from the file holds a batch, not the array; the operating
+    system's page cache keeps what fits, outside the process. Not a memory map: with one, every
+    page touched stays mapped into the process, with its neighbours (20 random batches of 256
+    64x64x3 rows from a 1 GB file left 809 MB of it resident, measured), and the process would
+    appear to hold the array after all."""
+
+    def __init__(self, path: Path, rows: np.ndarray | None = None):
+        self.path = Path(path)
+        shape, fortran_order, dtype, self.offset = npy_header(self.path)
+        if dtype != np.uint8 or fortran_order:
+            raise PyroVAEError(f"{self.path} is not a C-ordered uint8 array")
+        self.full_shape = shape
+        self._file = open(self.path, "rb")  # closed with the last selection that shares it
+        self.index = np.arange(shape[0]) if rows is None else np.asarray(rows)
+        self.shape = (len(self.index), math.prod(shape[1:]))
+        self.nbytes = self.shape[0] * self.shape[1]
+
+    def select(self, rows) -> DiskImages:
+        """The same file, restricted to ``rows`` of this selection."""
+        chosen = DiskImages.__new__(DiskImages)
+        chosen.__dict__.update(self.__dict__)
+        chosen.index = self.index[np.asarray(rows)]
+        chosen.shape = (len(chosen.index), self.shape[1])
+        chosen.nbytes = chosen.shape[0] * self.shape[1]
+        return chosen
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        wanted = self.index[index.cpu().numpy()]
+        width, descriptor = self.shape[1], self._file.fileno()
+        gathered = np.empty((len(wanted), width), dtype=np.uint8)
+        for position in np.argsort(wanted, kind="stable"):  # forwards through the file
+            os.preadv(descriptor, [gathered[position]], self.offset + int(wanted[position]) * width)
+        return torch.from_numpy(gathered)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
 @dataclass
 class Split:
-    """One split held whole on the device: ``images`` (N, 784) in [0, 1], ``labels`` (N,) int64."""
+    """One split: ``images`` (N, C*H*W), uint8 0-255 on the device, a ``DiskImages`` on disk, or
+    (for tests and callers with their own data) float in [0, 1]; ``labels`` (N,) int64, -1 where the
+    source has no labels."""
 
-    images: torch.Tensor
+    images: torch.Tensor | DiskImages
     labels: torch.Tensor
+    device: torch.device | None = None  # where batches go; the images' own device when None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    @property
+    def target(self) -> torch.device:
+        return self.device or (self.images.device if isinstance(self.images, torch.Tensor) else torch.device("cpu"))
+
+    def batch(self, index: torch.Tensor) -> torch.Tensor:
+        """The images at ``index`` as float32 in [0, 1] on the device."""
+        if isinstance(self.images, DiskImages):
+            rows = self.images.rows(index).to(self.target, non_blocking=True)
+        else:
+            rows = self.images[index.to(self.images.device)].to(self.target)
+        return rows.float().div_(255) if rows.dtype == torch.uint8 else rows
+
+    def chunks(self, size: int = 1000):
+        """(images, labels) in order, ``size`` at a time (fewer for large images: at most
+        ``CHUNK_VALUES`` pixels, so a pass over big colour images holds what one over MNIST holds),
+        images as floats on the device."""
+        size = max(1, min(size, CHUNK_VALUES // max(1, self.images.shape[1])))
+        for index in batches(len(self), size, self.target, shuffle=False):
+            yield self.batch(index), self.labels[index.to(self.labels.device)]
+
+    def floats(self) -> torch.Tensor:
+        """The whole split as floats (small splits: figures and tests)."""
+        return self.batch(torch.arange(len(self), device=self.target))
+
+    def take(self, index: torch.Tensor) -> Split:
+        """The images at ``index`` (a new split of the same storage)."""
+        images = self.images.select(index.cpu().numpy()) if isinstance(self.images, DiskImages) else self.images[index.to(self.images.device)]
+        return Split(images, self.labels[index.to(self.labels.device)], self.device)
+
 
 @dataclass
-class MNISTData:
-    train: Split
-    test: Split  # already binarized once, with a fixed seed, when the likelihood is Bernoulli
-    binarize_train: bool  # draw fresh binary pixels every epoch (dynamic binarization)
-    labeled: Split | None = None  # semi-supervised: the training images whose labels are kept (grey)
+class ImageData:
+    """The splits of one source, the image shape and the classes (empty for an unlabelled source)."""
 
-    def train_epoch(self) -> torch.Tensor:
-        """The training images for one epoch: freshly binarized for Bernoulli, else as stored."""
-        if self.binarize_train:
-            return binarize(self.train.images)
-        return self.train.images
+    train: Split
+    test: Split  # binarized once, with a fixed seed, when the likelihood is Bernoulli
+    binarize_train: bool  # draw fresh binary pixels for every training batch (dynamic binarization)
+    image_shape: tuple[int, int, int] = MNIST_SHAPE
+    class_names: tuple[str, ...] = ()
+    validation: Split | None = None  # --validation: held out of the training images, binarized like test
+    labeled: Split | None = None  # semi-supervised: the training images whose labels are kept
+
+    @property
+    def held_out(self) -> Split:
+        """What each epoch reports on: the validation split if there is one, else the test split."""
+        return self.validation if self.validation is not None else self.test
+
+    def train_batch(self, index: torch.Tensor, split: Split | None = None) -> torch.Tensor:
+        """Training images at ``index`` as floats on the device, freshly binarized for Bernoulli."""
+        x = (split or self.train).batch(index)
+        return binarize(x) if self.binarize_train else x
+
+
+MNISTData = ImageData  # the name before any image could come in
 
 
 def binarize(images: torch.Tensor) -> torch.Tensor:
     """One Bernoulli draw per pixel, x ~ Bernoulli(grey level): u < p for u ~ U(0, 1) is 1 with
-    probability p. Twice as fast on the CPU as ``torch.bernoulli``, which matters at 47 million
-    pixels an epoch. The global generator, so that resume replays it."""
+    probability p. Twice as fast on the CPU as ``torch.bernoulli``. The global generator, so that
+    resume replays it."""
     return (torch.rand_like(images) < images).to(images.dtype)
 
 
-def _read_split(root: Path, train: bool):
-    import torchvision  # imported here: it is slow to import and only data loading needs it
+def binarize_fixed(split: Split) -> Split:
+    """The split binarized once with ``TEST_BINARIZATION_SEED``, kept as uint8 0 or 255: in memory,
+    one draw over the whole split in order (the numbers every committed MNIST result was scored on);
+    a split on disk, each image with its own seeded generator, so no access order matters."""
+    if isinstance(split.images, DiskImages):
+        return Split(_BinarizedImages(split.images), split.labels, split.device)
+    generator = torch.Generator().manual_seed(TEST_BINARIZATION_SEED)
+    grey = split.images.cpu().float() / 255 if split.images.dtype == torch.uint8 else split.images.cpu()
+    binary = torch.bernoulli(grey, generator=generator).to(torch.uint8).mul_(255)
+    return Split(binary.to(split.images.device), split.labels, split.device)
 
-    try:
-        return torchvision.datasets.MNIST(str(root), train=train, download=False)
-    except RuntimeError as missing:
-        if "not found" not in str(missing).lower():
-            raise
-    where = root / "MNIST" / "raw"
-    hint = "point the tool at a copy with --data-dir DIR or PYRO_VAE_DATA=DIR, where DIR holds MNIST/raw/"
-    if os.environ.get("PYRO_VAE_OFFLINE"):
-        raise PyroVAEError(f"MNIST not found in {where} (PYRO_VAE_OFFLINE is set, so no download); {hint}")
-    try:
-        return torchvision.datasets.MNIST(str(root), train=train, download=True)
-    except Exception as error:  # offline, or the mirror is gone: say where we looked
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].rstrip(":")
+
+class _BinarizedImages(DiskImages):
+    """A split on disk whose rows come binarized, image n by a generator seeded with (seed, n)."""
+
+    def __init__(self, grey: DiskImages):
+        self.__dict__.update(grey.__dict__)
+        self._grey = grey
+
+    def select(self, rows) -> _BinarizedImages:
+        return _BinarizedImages(self._grey.select(rows))
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        grey = self._grey.rows(index).float() / 255
+        draws = [torch.rand(grey.shape[1], generator=torch.Generator().manual_seed(TEST_BINARIZATION_SEED * 1_000_003 + int(n)))
+                 for n in self._grey.index[index.cpu().numpy()]]  # fmt: skip
+        return (torch.stack(draws) < grey).to(torch.uint8).mul_(255)
+
+
+def load_data(config: Config, device: torch.device, binarize: bool | None = None, data_dir: str | None = None) -> ImageData:
+    """The splits ``config`` describes, on ``device``. ``binarize`` defaults to the config's
+    likelihood being Bernoulli."""
+    from .sources import read_source
+
+    binary = config.likelihood == "bernoulli" if binarize is None else binarize
+    source = read_source(config, resolve_data_root(data_dir or config.data_dir))
+    if config.image_shape is not None and tuple(config.image_shape) != source.image_shape:
         raise PyroVAEError(
-            f"MNIST not found in {where} and the download failed ({reason}; offline?); {hint}"
-        ) from None
+            f"{config.dataset} now gives images of shape {list(source.image_shape)} (C, H, W), but the run was "
+            f"trained on {list(config.image_shape)}; pass the run's --image-size and --channels, or retrain"
+        )  # fmt: skip
+    train, test = _train_and_test(config, source)
+    validation = None
+    if config.validation:
+        train, validation = _hold_out_validation(config, train)
+    splits = [_place(split, device) for split in (train, test, validation) if split is not None]
+    if binary:
+        splits[1:] = [binarize_fixed(split) for split in splits[1:]]
+    train, test, *rest = splits
+    return ImageData(train=train, test=test, binarize_train=binary, image_shape=source.image_shape,
+                     class_names=source.class_names, validation=rest[0] if rest else None)  # fmt: skip
 
 
-def _read_fashion_split(root: Path, train: bool):
-    import torchvision
-
-    return torchvision.datasets.FashionMNIST(str(fashion_root(root)), train=train, download=False)
-
-
-def fashion_root(root: Path) -> Path:
-    """A folder whose ``FashionMNIST/raw/`` holds the four uncompressed IDX files that torchvision's
-    ``FashionMNIST`` reads: ``root`` itself if it does, else a cache folder into which the gzipped
-    files (from ``root/FashionMNIST/raw/`` or Debian's package) are unpacked once."""
-    if all((root / "FashionMNIST" / "raw" / stem).is_file() for stem in FASHION_FILES):
-        return root
-    cache = default_cache_dir() / "data"
-    unpacked = cache / "FashionMNIST" / "raw"
-    for stem in FASHION_FILES:
-        if (unpacked / stem).is_file():
-            continue
-        source = next((folder / (stem + ".gz") for folder in (root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST)
-                       if (folder / (stem + ".gz")).is_file()), None)  # fmt: skip
-        if source is None:
-            raise PyroVAEError(
-                f"Fashion-MNIST not found in {root / 'FashionMNIST' / 'raw'} or {DEBIAN_FASHION_MNIST}; install "
-                f"Debian's package (apt-get install dataset-fashion-mnist) or point --data-dir at a folder "
-                f"holding FashionMNIST/raw/"
-            )
-        _gunzip(source, unpacked / stem)
-    return cache
+def load_dataset(dataset: str, data_dir: str | None, device: torch.device, binarize: bool, **options) -> ImageData:
+    """Both splits of a source by name or path (``options``: more Config fields, such as
+    ``image_size`` or ``subset``); see ``load_data``."""
+    config = Config(dataset=dataset, data_dir=data_dir, likelihood="bernoulli" if binarize else "normal", **options)
+    return load_data(config, device, binarize=binarize)
 
 
-def _gunzip(source: Path, target: Path) -> None:
-    """Unpack to a temporary name, then rename: a half-written file is never taken for data."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    try:
-        with gzip.open(source, "rb") as packed, open(temporary, "wb") as unpacked:
-            shutil.copyfileobj(packed, unpacked)
-        os.replace(temporary, target)
-    except (OSError, EOFError) as error:
-        temporary.unlink(missing_ok=True)
-        raise PyroVAEError(f"could not unpack Fashion-MNIST from {source}: {error}") from None
+def load_mnist(data_dir: str | None, device: torch.device, binarize: bool) -> ImageData:
+    return load_dataset("mnist", data_dir, device, binarize)
 
 
-READERS = {"mnist": ("MNIST", _read_split), "fashion-mnist": ("FashionMNIST", _read_fashion_split)}
+def _train_and_test(config: Config, source) -> tuple[Split, Split]:
+    """The source's own splits, or a seeded ``test_fraction`` of it held out; ``subset`` first."""
+    train = _subset(_split_of(source.train_images, source.train_labels), config.subset)
+    if source.test_images is not None:
+        return train, _subset(_split_of(source.test_images, source.test_labels), config.subset)
+    held_out = max(1, round(len(train) * config.test_fraction))
+    if held_out >= len(train):
+        raise PyroVAEError(f"{config.dataset} has {len(train)} images: too few to hold out a test split; "
+                           f"bring more images or lower --test-fraction")  # fmt: skip
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return train.take(order[held_out:].sort().values), train.take(order[:held_out].sort().values)
 
 
-def load_split(root: Path, train: bool, device: torch.device, dataset: str = "mnist") -> Split:
-    """One split of ``dataset`` through torchvision's reader, as tensors on ``device``."""
-    folder, read = READERS[dataset]
-    try:
-        data = read(root, train)
-        images = data.data.reshape(-1, IMAGE_PIXELS)
-        labels = data.targets
-    except PyroVAEError:
-        raise
-    except Exception as error:  # truncated file, wrong magic number, unreadable folder
-        name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
-        raise PyroVAEError(
-            f"could not read {name} from {root / folder / 'raw'}: {type(error).__name__}: {error}".splitlines()[0]
-        ) from None
-    return _to_split(images, labels, train, root / folder / "raw", device)
+def _hold_out_validation(config: Config, train: Split) -> tuple[Split, Split]:
+    if config.validation >= len(train):
+        raise PyroVAEError(f"--validation {config.validation} is not smaller than the {len(train)} training images; "
+                           f"hold out fewer")  # fmt: skip
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED + 1))
+    return train.take(order[config.validation :].sort().values), train.take(order[: config.validation].sort().values)
 
 
-def _to_split(images, labels, train: bool, where: Path, device: torch.device) -> Split:
-    expected = 60000 if train else 10000
-    if images.shape[0] != expected or labels.shape[0] != expected:
-        raise PyroVAEError(
-            f"the data in {where} has {images.shape[0]} images and {labels.shape[0]} labels "
-            f"in the {'training' if train else 'test'} split, expected {expected}"
-        )
-    return Split(images.to(device, torch.float32) / 255.0, labels.to(device, torch.int64))
+def _split_of(images, labels) -> Split:
+    """A CPU split of a source's (N, C, H, W) uint8 images: a tensor, or a file on disk."""
+    if isinstance(images, DiskImages):
+        flat = images
+    else:
+        flat = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+        flat = flat.reshape(flat.shape[0], -1)
+    count = len(flat)
+    labels = torch.full((count,), -1, dtype=torch.int64) if labels is None else torch.as_tensor(labels).to(torch.int64)
+    return Split(flat, labels)
 
 
-def load_dataset(
-    dataset: str, data_dir: str | None, device: torch.device, binarize: bool
-) -> MNISTData:
-    """Both splits of ``dataset`` ("mnist" or "fashion-mnist") on ``device``. With ``binarize``
-    (Bernoulli likelihood) the test split is binarized once with a fixed seed and the training
-    split is left grey for per-epoch sampling."""
-    root = resolve_data_root(data_dir)
-    train = load_split(root, True, device, dataset)
-    test = load_split(root, False, device, dataset)
-    if binarize:
-        generator = torch.Generator().manual_seed(TEST_BINARIZATION_SEED)
-        binary = torch.bernoulli(test.images.cpu(), generator=generator)
-        test = Split(binary.to(device), test.labels)
-    return MNISTData(train=train, test=test, binarize_train=binarize)
+def _subset(split: Split, subset: int | None) -> Split:
+    if subset is None or subset >= len(split):
+        return split
+    return split.take(torch.arange(subset))
 
 
-def balanced_labels(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
-    """Indices of ``count`` training images, ``count / NUM_CLASSES`` of each class, drawn by ``seed``
+def _place(split: Split, device: torch.device) -> Split:
+    """On ``device`` if the split fits the memory limit (read whole from its file), else left on
+    disk with its batches sent to ``device``."""
+    if isinstance(split.images, DiskImages):
+        if split.images.nbytes > memory_limit():
+            return Split(split.images, split.labels.to(device), device)
+        whole = split.images.rows(torch.arange(len(split)))
+        return Split(whole.to(device), split.labels.to(device))
+    return Split(split.images.to(device, torch.uint8), split.labels.to(device))
+
+
+def scored_images(config: Config) -> tuple:
+    """What decides a run's test images: runs that agree on this are scored on the same images."""
+    source = config.dataset if config.dataset in NAMED_SOURCES else str(Path(config.dataset).expanduser().resolve())
+    return (source, tuple(config.image_shape or ()), config.test_fraction, config.subset, config.likelihood == "bernoulli")
+
+
+def balanced_labels(labels: torch.Tensor, count: int, seed: int, num_classes: int = 10) -> torch.Tensor:
+    """Indices of ``count`` training images, ``count / num_classes`` of each class, drawn by ``seed``
     (its own generator, so the choice depends on nothing else), sorted."""
     generator = torch.Generator().manual_seed(seed)
     labels = labels.cpu()
     chosen = []
-    for digit in range(NUM_CLASSES):
+    for digit in range(num_classes):
         members = (labels == digit).nonzero().squeeze(1)
-        if len(members) < count // NUM_CLASSES:
+        if len(members) < count // num_classes:
+            smallest = int(torch.bincount(labels[labels >= 0], minlength=num_classes).min())
             raise PyroVAEError(
-                f"--labels {count} asks for {count // NUM_CLASSES} images of each class, but class {digit} has "
-                f"only {len(members)} training images; use at most {NUM_CLASSES * _smallest_class(labels)}"
+                f"--labels {count} asks for {count // num_classes} images of each class, but class {digit} has "
+                f"only {len(members)} training images; use at most {num_classes * smallest}"
             )
-        chosen.append(members[torch.randperm(len(members), generator=generator)[: count // NUM_CLASSES]])
+        chosen.append(members[torch.randperm(len(members), generator=generator)[: count // num_classes]])
     return torch.cat(chosen).sort().values
 
 
-def _smallest_class(labels: torch.Tensor) -> int:
-    return int(torch.bincount(labels, minlength=NUM_CLASSES).min())
-
-
-def keep_labels(data: MNISTData, index: torch.Tensor) -> MNISTData:
+def keep_labels(data: ImageData, index: torch.Tensor) -> ImageData:
     """The semi-supervised split: the images at ``index`` keep their labels (``data.labeled``), the
     rest of the training split becomes the unlabeled ``data.train`` (its labels stay on the tensor for
     the figures; training never reads them)."""
-    device = data.train.images.device
     unlabeled = torch.ones(len(data.train), dtype=torch.bool)
     unlabeled[index] = False
-    unlabeled, index = unlabeled.to(device), index.to(device)
-    labeled = Split(data.train.images[index], data.train.labels[index])
-    rest = Split(data.train.images[unlabeled], data.train.labels[unlabeled])
-    return MNISTData(train=rest, test=data.test, binarize_train=data.binarize_train, labeled=labeled)
-
-
-def load_mnist(data_dir: str | None, device: torch.device, binarize: bool) -> MNISTData:
-    return load_dataset("mnist", data_dir, device, binarize)
+    labeled = data.train.take(index)
+    rest = data.train.take(unlabeled.nonzero().squeeze(1))
+    return ImageData(train=rest, test=data.test, binarize_train=data.binarize_train, image_shape=data.image_shape,
+                     class_names=data.class_names, validation=data.validation, labeled=labeled)  # fmt: skip
 
 
 def batches(num_items: int, batch_size: int, device: torch.device, shuffle: bool):
@@ -236,5 +361,5 @@ def batches(num_items: int, batch_size: int, device: torch.device, shuffle: bool
     return order.split(batch_size)
 
 
-def one_hot(labels: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.one_hot(labels, NUM_CLASSES).to(torch.float32)
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(labels, num_classes).to(torch.float32)

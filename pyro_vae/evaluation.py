@@ -22,7 +22,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
-from .data import IMAGE_PIXELS, batches, load_dataset, one_hot
+from .data import Split, load_data
 from .checkpoint import weights_fingerprint
 from .errors import PyroVAEError
 from .completion import mean_baseline_nll
@@ -62,6 +62,7 @@ class Evaluation:
     active_units_top: int | None = None  # of z2, with two stochastic layers
     log_likelihood_dequantized: float | None = None
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
+    not_measured: dict | None = None  # figure -> why it has no number for this run (no labels, ...)
     digit_accuracy: float | None = None
     classification_accuracy: float | None = None  # semi-supervised: argmax q(y|x) against the test labels
     visible_quadrants: int | None = None  # image completion: log_likelihood is then log p(x_hidden | x_visible)
@@ -139,13 +140,13 @@ def gradient_variance(model, guide, parameters, x: torch.Tensor, y, estimator, r
 
 
 @torch.no_grad()
-def active_units(vae: VAE, images: torch.Tensor, labels: torch.Tensor, threshold: float = 0.01) -> list[int]:
+def active_units(vae: VAE, images: Split, threshold: float = 0.01) -> list[int]:
     """Burda et al. (2015): latent dimension u is active if A_u = Cov_x(E_q[u | x]) > 0.01 over the
     test set. Counted for z (the latent the decoder reads) and, with two layers, for the top z2
     through q(z2 | z1 = E[z1|x])."""
     means = [[] for _ in range(1 + len(vae.upward))]
-    for x, y in zip(images.split(1000), labels.split(1000)):
-        z_mean = vae.posterior_mean(x, one_hot(y))
+    for x, labels in images.chunks(1000):
+        z_mean = vae.posterior_mean(x, vae.one_hot(labels.to(x.device)) if vae.config.conditional else None)
         means[0].append(z_mean)
         for index, layer in enumerate(vae.upward, start=1):
             means[index].append(layer(z_mean).mean)
@@ -153,13 +154,14 @@ def active_units(vae: VAE, images: torch.Tensor, labels: torch.Tensor, threshold
 
 
 class ClassifierFeatures(torch.nn.Module):
-    """The project's CNN classifier without its last layer: 3,136 features per 28x28 image, the
-    feature space in which ``frechet_distance`` compares samples with test images."""
+    """The project's CNN classifier without its last layer: 3,136 features per image, the feature
+    space in which ``frechet_distance`` compares samples with test images."""
 
     def __init__(self, classifier: torch.nn.Module):
         super().__init__()
         self.body = classifier[:-1]
-        self.num_features = self.body(torch.zeros(1, IMAGE_PIXELS, device=_device_of(classifier))).shape[-1]
+        pixels = math.prod(classifier[0].unflattened_size)
+        self.num_features = self.body(torch.zeros(1, pixels, device=_device_of(classifier))).shape[-1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images.reshape(images.shape[0], -1).float())
@@ -170,48 +172,55 @@ def _device_of(module: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def frechet_distance(vae: VAE, classifier, test_images: torch.Tensor, n: int = 10_000, seed: int = 0) -> float:
+def frechet_distance(vae: VAE, classifier, test_images: Split, n: int = 10_000, seed: int = 0) -> float:
     """The Frechet distance ||mu_s - mu_t||^2 + tr(S_s + S_t - 2 (S_s S_t)^(1/2)) between the
     classifier features of n prior samples (decoder means) and of the grey test images, by
     torchmetrics' ``FrechetInceptionDistance`` with the classifier as its feature extractor (the
     Inception network of image FID knows nothing of 28x28 digits)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
+    from .classifier import flat_images
     from .sampling import sample_images
 
     metric = FrechetInceptionDistance(feature=ClassifierFeatures(classifier), normalize=True).to(_device_of(classifier))
-    for chunk in test_images.split(1000):
+    for chunk, _ in test_images.chunks(1000):
         metric.update(chunk.to(_device_of(classifier)), real=True)
     samples = sample_images(vae, n=n, seed=seed)[0]
     for chunk in samples.split(1000):
-        metric.update(chunk.to(_device_of(classifier)), real=False)
+        metric.update(flat_images(chunk).to(_device_of(classifier)), real=False)
     return metric.compute().item()
 
 
-def dequantize(grey: torch.Tensor, seed: int) -> torch.Tensor:
+def dequantize(grey: torch.Tensor | Split, seed: int) -> torch.Tensor | Split:
     """Uniform dequantization of 8-bit pixels: u = (x + v) / 256, x in {0..255}, v ~ U(0, 1).
 
     For a density p on [0, 1]^D, log P(x) >= E_v[log p(u)] - D log 256, so a continuous
-    likelihood's bound becomes a bound on the probability of the 8-bit image itself."""
+    likelihood's bound becomes a bound on the probability of the 8-bit image itself. A split comes
+    back as a float split, the noise drawn over it whole in order (small splits: the test split)."""
+    if isinstance(grey, Split):
+        return Split(dequantize(grey.floats(), seed), grey.labels)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(grey.shape, generator=generator).to(grey.device)
     return (torch.round(grey * 255) + noise) / 256
 
 
-def bits_per_dim(log_likelihood: float, dequantized: bool) -> float:
-    """-log2 P(x) / D; with dequantization, the 8-bit image's bound: 8 - E[log p(u)] / (D ln 2)."""
-    pixels = IMAGE_PIXELS
+def bits_per_dim(log_likelihood: float, dequantized: bool, pixels: int = 784) -> float:
+    """-log2 P(x) / D over the D = C*H*W subpixels; with dequantization, the 8-bit image's bound:
+    8 - E[log p(u)] / (D ln 2)."""
     log_probability = log_likelihood - (pixels * math.log(256) if dequantized else 0.0)
     return -log_probability / (pixels * math.log(2))
 
 
-def split_bounds(vae: VAE, images: torch.Tensor, labels: torch.Tensor, k: int, batch_size: int):
+def split_bounds(vae: VAE, images: Split | torch.Tensor, labels: torch.Tensor | bool | None, k: int, batch_size: int):
     """Per-image IWAE bounds over a split, and the summed reconstruction and KL: the KL in closed
     form by hand and by Pyro where the pieces have one, else (both None) the Monte-Carlo
-    E_q[log q(z|x) - log p(z)] over the same draws."""
+    E_q[log q(z|x) - log p(z)] over the same draws. ``labels``: None scores without labels (log p(x)),
+    else the split's own (a float tensor of images comes with its labels tensor)."""
+    if isinstance(images, torch.Tensor):
+        images = Split(images, labels if isinstance(labels, torch.Tensor) else torch.zeros(len(images), dtype=torch.int64))
     bounds, reconstruction, kl_mc, kl, kl_pyro = [], 0.0, 0.0, 0.0, 0.0
-    for index in batches(images.shape[0], batch_size, images.device, shuffle=False):
-        x, y = images[index], None if labels is None else one_hot(labels[index])
+    for x, chunk_labels in images.chunks(batch_size):
+        y = None if labels is None or labels is False else vae.one_hot(chunk_labels.to(x.device))
         log_weights, reconstructions = importance_weights(vae, x, y, k)
         bounds.append(iwae_bound(log_weights))
         reconstruction += reconstructions.mean(dim=1).sum().item()
@@ -249,27 +258,31 @@ def evaluate(
     started = time.perf_counter()
     vae = run.vae.eval()
     binary = run.config.likelihood == "bernoulli"
-    data = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=binary)
+    data = load_data(run.config, run.device, data_dir=data_dir)
     test = data.test
     batch_size = batch_size or images_per_batch(k, run.device)
     pyro.set_rng_seed(seed)
-    # A semi-supervised model scores log p(x) with the labels hidden: y is drawn from q(y|x) with z.
-    scored_labels = None if vae.classifier else test.labels
-    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test.images, scored_labels, k, batch_size)
+    # A semi-supervised model scores log p(x) with the labels hidden: y is drawn from q(y|x) with z;
+    # a plain VAE ignores them.
+    scored_labels = True if run.config.conditional and not vae.classifier else None
+    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test, scored_labels, k, batch_size)
     n = len(test)
-    x, y = test.images[:128], one_hot(test.labels[:128])
+    first = torch.arange(min(128, n), device=test.labels.device)
+    x = test.batch(first)
+    y = vae.one_hot(test.labels[first].to(x.device)) if run.config.conditional else None
     spread_trace, spread_analytic = elbo_spread(vae, x, y)
     figures = {}
     for name, estimator in (("trace", Trace_ELBO()), ("analytic", TraceMeanField_ELBO())):
         variance, stderr = gradient_variance(vae.model, vae.guide, vae.parameters(), x, y, estimator)
         figures[f"gradient_variance_{name}"], figures[f"gradient_variance_{name}_stderr"] = variance, stderr
+    pixels = run.config.pixels
     if binary:
-        figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False)
+        figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False, pixels=pixels)
     else:
-        dequantized = split_bounds(vae, dequantize(test.images, seed), scored_labels, k, batch_size)[0]
+        dequantized = split_bounds(vae, dequantize(test, seed), scored_labels, k, batch_size)[0]
         figures["log_likelihood_dequantized"] = dequantized.mean().item()
-        figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True)
-    figures["active_units"], *top = active_units(vae, test.images, test.labels)
+        figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True, pixels=pixels)
+    figures["active_units"], *top = active_units(vae, test)
     figures["active_units_top"] = top[0] if top else None
     if vae.completion:  # no prior p(z) to sample from: no FID, no digit accuracy
         classifier = None
@@ -277,12 +290,16 @@ def evaluate(
         figures["cvae_nll"] = -bounds.mean().item()
         figures["baseline_nll"] = mean_baseline_nll(vae, test)
     if classifier is not None:
-        grey = load_dataset(run.config.dataset, data_dir or run.config.data_dir, run.device, binarize=False).test
-        figures["fid"] = frechet_distance(vae, classifier, grey.images, seed=seed)
+        grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
+        figures["fid"] = frechet_distance(vae, classifier, grey, seed=seed)
     if run.config.conditional and classifier is not None:
         from .classifier import digit_accuracy
 
-        figures["digit_accuracy"] = sum(digit_accuracy(classifier, vae)) / 10
+        figures["digit_accuracy"] = sum(digit_accuracy(classifier, vae)) / run.config.num_classes
+    from .classifier import classifier_available
+
+    if classifier is None and classifier_available(run.config) and not vae.completion:
+        figures["not_measured"] = {"fid": classifier_available(run.config), "digit_accuracy": classifier_available(run.config)}
     if vae.classifier:
         figures["classification_accuracy"] = classification_accuracy(vae, test)
     return Evaluation(

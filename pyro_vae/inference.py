@@ -26,7 +26,7 @@ from pyro.infer import SVI
 from pyro.optim import Adam
 
 from .config import Config
-from .data import Split, batches, one_hot
+from .data import ImageData, Split, batches
 from .model import VAE
 from .objectives import Objective, make_objective, test_elbo_estimator
 
@@ -93,7 +93,7 @@ def make_svi(vae: VAE, config: Config, train_images: int = 60_000, labeled: Spli
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
     """The one-hot labels the model is given: all for the conditional VAE, none for the plain VAE
     and for the semi-supervised one, whose training split is its unlabeled images."""
-    return one_hot(labels) if vae.config.conditional and not vae.classifier else None
+    return vae.one_hot(labels) if vae.config.conditional and not vae.classifier else None
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -102,25 +102,28 @@ class NonFiniteLoss(ArithmeticError):
         self.value, self.step = value, step
 
 
-def train_epoch(svi, vae: VAE, images: torch.Tensor, labels: torch.Tensor, steps_done: int = 0, on_step=None):
-    """One pass over the training split in shuffled index batches; ``steps_done`` is the global step
-    count before it (the objective's schedule reads the global step).
+def train_epoch(svi, vae: VAE, data: ImageData, steps_done: int = 0, on_step=None):
+    """One pass over the training split in shuffled index batches, each gathered and made float
+    (and, for a Bernoulli likelihood, freshly binarized) on the device; ``steps_done`` is the global
+    step count before it (the objective's schedule reads the global step).
 
     Returns (mean ELBO per image, steps taken); stops at the first NaN or infinite loss, since every
     step after it would only spread the NaN through the weights."""
-    config = vae.config
-    condition = labels_for(vae, labels)
+    config, train = vae.config, data.train
+    condition = labels_for(vae, train.labels)
     total_loss = 0.0
-    order = batches(images.shape[0], config.batch_size, images.device, shuffle=True)
+    order = batches(len(train), config.batch_size, train.labels.device, shuffle=True)
     with svi.hot_path():
         for step, index in enumerate(order):
-            loss = _step(svi, steps_done + step + 1, images[index], None if condition is None else condition[index])
+            x = data.train_batch(index)
+            y = None if condition is None else condition[index].to(x.device)
+            loss = _step(svi, steps_done + step + 1, x, y)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(loss, step + 1)
             total_loss += loss
             if on_step is not None:
                 on_step(step + 1, len(order), -loss / index.shape[0])
-    return -total_loss / images.shape[0], len(order)
+    return -total_loss / len(train), len(order)
 
 
 def _step(svi, step: int, x, y) -> float:
@@ -138,11 +141,10 @@ def _step(svi, step: int, x, y) -> float:
 def evaluate_elbo(vae: VAE, split: Split, elbo=None) -> float:
     """The ELBO estimate (one z per image) averaged over a split, nats per image."""
     elbo = elbo or test_elbo_estimator(vae.config)
-    condition = labels_for(vae, split.labels)
     total_loss = 0.0
-    for index in batches(len(split), EVAL_BATCH_SIZE, split.images.device, shuffle=False):
-        y = None if condition is None else condition[index]
-        total_loss += elbo.loss(vae.model, vae.guide, split.images[index], y)
+    for x, labels in split.chunks(EVAL_BATCH_SIZE):
+        y = labels_for(vae, labels.to(x.device))
+        total_loss += elbo.loss(vae.model, vae.guide, x, y)
     return -total_loss / len(split)
 
 
@@ -150,9 +152,9 @@ def evaluate_elbo(vae: VAE, split: Split, elbo=None) -> float:
 def classification_accuracy(vae: VAE, split: Split) -> float:
     """The share of ``split`` whose label is argmax_y q(y | x), the semi-supervised classifier."""
     correct = 0
-    for index in batches(len(split), EVAL_BATCH_SIZE, split.images.device, shuffle=False):
-        predicted = vae.classify(split.images[index]).logits.argmax(-1)
-        correct += (predicted == split.labels[index]).sum().item()
+    for x, labels in split.chunks(EVAL_BATCH_SIZE):
+        predicted = vae.classify(x).logits.argmax(-1)
+        correct += (predicted == labels.to(x.device)).sum().item()
     return correct / len(split)
 
 

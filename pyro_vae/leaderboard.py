@@ -54,6 +54,8 @@ def variant_name(config: Config) -> str:
 
 def published_figure(config: Config) -> tuple[str | None, float | None]:
     """The comparable published figure, or (a note, None) where none is comparable."""
+    if config.dataset != "mnist" or config.image_shape != (1, 28, 28) or config.subset:
+        return f"the published figures are for all of MNIST at 28x28, not {Path(config.dataset).name}", None
     layers = config.stochastic_layers
     if config.posterior == "iaf":
         return "Kingma et al. 2016 report IAF with convolutional ResNets only (about 79-80 nats)", None
@@ -90,7 +92,7 @@ def saved_evaluation(run: Run, k: int) -> dict | None:
         isinstance(saved, dict)
         and saved.get("k") == k
         and saved.get("seed") == 0
-        and saved.get("fid") is not None
+        and (saved.get("fid") is not None or "fid" in (saved.get("not_measured") or {}))
         and saved.get("weights_sha256") == weights_fingerprint(run.vae)
     )
     return saved if fits else None
@@ -129,6 +131,7 @@ def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = 
         "log_likelihood_se": result["log_likelihood_stderr"],
         "active_units": result["active_units"],
         "fid": result["fid"],
+        "fid_not_measured": (result.get("not_measured") or {}).get("fid"),
         "paper": paper,
         "paper_nll": paper_nll,
         "evaluate_seconds": result["seconds"],
@@ -159,6 +162,8 @@ def markdown_table(rows: list[dict]) -> str:
     for row in ordered:
         paper = f"{row['paper_nll']:.2f} ({row['paper']})" if row["paper_nll"] is not None else (row["paper"] or "")
         fid = "-" if row["fid"] is None else f"{row['fid']:.2f}"
+        if row.get("fid_not_measured"):
+            fid = f"not measured ({row['fid_not_measured']})"
         lines.append(
             f"| {row['variant']} | **{-row['log_likelihood']:.2f}** ± {row['log_likelihood_se']:.2f} (k={row['k']}) "
             f"| {row['elbo']:.2f} | {row['active_units']} | {fid} | {row['epochs']} "

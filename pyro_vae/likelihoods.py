@@ -1,4 +1,4 @@
-"""Likelihoods p(x | z): the decoder's logits turned into a distribution over the 784 pixels, one
+"""Likelihoods p(x | z): the decoder's logits turned into a distribution over the C*H*W pixels, one
 independent factor per pixel, and the same log-density written out by hand (the tests check Pyro's
 against it).
 
@@ -42,8 +42,8 @@ class BernoulliLogits(dist.Bernoulli):
 
 
 def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch.Tensor | None = None) -> dist.Distribution:
-    """p(x | z) over the 784 pixels (see the module's docstring), batch shape that of the logits;
-    with a boolean ``mask`` (784,), only the pixels where it is True are scored (image completion)."""
+    """p(x | z) over the C*H*W pixels (see the module's docstring), batch shape that of the logits;
+    with a boolean ``mask`` (C*H*W,), only the pixels where it is True are scored (image completion)."""
     if config.likelihood == "bernoulli":
         pixels = BernoulliLogits(logits=decoder_output)
     elif config.likelihood == "continuous-bernoulli":

@@ -38,10 +38,11 @@ import pyro.poutine as poutine
 import torch
 from torch import nn
 
-from .config import IMAGE_PIXELS, NUM_CLASSES, Config
+from .config import Config
 from .errors import PyroVAEError
 from .likelihoods import pixel_distribution, pixel_mean
 from .completion import Completion
+from .data import one_hot
 from .networks import Decoder, Encoder
 from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
 from .priors import prior_for
@@ -51,25 +52,32 @@ class VAE(nn.Module):
     """Encoder and decoder networks, the prior and posterior pieces, and the Pyro ``model`` and
     ``guide`` that use them.
 
-    ``x`` is a batch of flattened images (batch, 784); ``y`` the one-hot labels (batch, 10), which
-    the conditional VAE needs and the plain VAE ignores.
+    ``x`` is a batch of flattened images (batch, C*H*W), the shape ``config.image_shape``; ``y`` the
+    one-hot labels (batch, classes), which the conditional VAE needs and the plain VAE ignores.
     """
 
     def __init__(self, config: Config):
         super().__init__()
+        if config.pixels is None:
+            raise PyroVAEError(f"the image shape of {config.dataset} is not known yet: read the data first "
+                               f"(pyro_vae.data.load_data) and record it as config.image_shape")  # fmt: skip
         self.config = config
+        pixels, classes = config.pixels, config.num_classes
+        if (config.conditional or config.labels is not None) and not classes:
+            raise PyroVAEError(f"--conditional needs a source with classes; {config.dataset} has no labels "
+                               f"(a folder needs one subfolder per class, an .npz a 'labels' array)")  # fmt: skip
         completion = config.visible_quadrants is not None
-        condition_dim = NUM_CLASSES if config.conditional else IMAGE_PIXELS if completion else 0
+        condition_dim = classes if config.conditional else pixels if completion else 0
         shared = dict(
             condition_dim=condition_dim,
-            # an image condition enters each network's first layer only: 784 more inputs per layer
+            # an image condition enters each network's first layer only: C*H*W more inputs per layer
             # would triple the networks for what the first layer can already pass on
             condition_every_layer=config.label_every_layer and not completion,
             activation=config.activation,
         )
         self.latent_posterior = posterior_for(config)
-        self.encoder = Encoder(IMAGE_PIXELS, config.hidden_dims, self.latent_posterior.encoder_outputs(), **shared)
-        self.decoder = Decoder(config.z_dim, config.hidden_dims, IMAGE_PIXELS, **shared)
+        self.encoder = Encoder(pixels, config.hidden_dims, self.latent_posterior.encoder_outputs(), **shared)
+        self.decoder = Decoder(config.z_dim, config.hidden_dims, pixels, **shared)
         two_layers = config.stochastic_layers == 2
         top_dim = config.top_z_dim if two_layers else config.z_dim
         self.latent_prior = prior_for(config, top_dim)
@@ -81,11 +89,11 @@ class VAE(nn.Module):
         # Semi-supervised: the classifier q(y | x), an MLP as wide as the encoder.
         semi_supervised = config.labels is not None
         self.classifier = nn.ModuleList(
-            [Encoder(IMAGE_PIXELS, config.hidden_dims, NUM_CLASSES, activation=config.activation)] if semi_supervised else []
+            [Encoder(pixels, config.hidden_dims, classes, activation=config.activation)] if semi_supervised else []
         )  # fmt: skip
         # Image completion: the visible mask and the baseline network.
         self.completion = nn.ModuleList(
-            [Completion(config.visible_quadrants, config.hidden_dims, config.activation)] if completion else []
+            [Completion(config.visible_quadrants, config.image_shape, config.hidden_dims, config.activation)] if completion else []
         )
 
     # --- the pieces ------------------------------------------------------------------------------------
@@ -107,14 +115,14 @@ class VAE(nn.Module):
 
     def label_prior(self, batch_shape: tuple[int, ...]) -> dist.Distribution:
         """p(y): uniform over the classes, one-hot valued (the networks read y as a one-hot vector)."""
-        return dist.OneHotCategorical(logits=self._uniform_logits().expand(*batch_shape, NUM_CLASSES))
+        return dist.OneHotCategorical(logits=self._uniform_logits().expand(*batch_shape, self.config.num_classes))
 
     def classify(self, x: torch.Tensor) -> dist.Distribution:
         """q(y | x) = Cat(softmax(f(x))), the semi-supervised model's classifier."""
         return dist.OneHotCategorical(logits=self.classifier[0](x))
 
     def _uniform_logits(self) -> torch.Tensor:
-        return next(self.decoder.parameters()).new_zeros(NUM_CLASSES)
+        return next(self.decoder.parameters()).new_zeros(self.config.num_classes)
 
     def _encode_top(self, x: torch.Tensor) -> dist.Distribution:
         """q(top latent | x) for the VampPrior's pseudo-inputs: q(z|x), or with two layers
@@ -123,6 +131,10 @@ class VAE(nn.Module):
         for layer in self.upward:
             q = layer(_mean(q))
         return q
+
+    def one_hot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """Class indices -> the one-hot vectors y the networks read (None passes through)."""
+        return None if labels is None else one_hot(labels, self.config.num_classes)
 
     def condition(self, y: torch.Tensor | None, x: torch.Tensor | None = None) -> torch.Tensor | None:
         """What the networks see of the label: ``label_scale * y``, or None for the plain VAE; for

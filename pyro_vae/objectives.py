@@ -136,16 +136,18 @@ class SemiSupervised:
     gives the few labeled images the weight of a whole batch, as Pyro's example and later
     re-implementations do (Kingma et al. sum over the data set)."""
 
-    def __init__(self, labeled: Split, classify, classifier_weight: float, batch_size: int, binary: bool):
-        self.labeled, self.classify, self.alpha = labeled, classify, classifier_weight
+    def __init__(self, labeled: Split, classify, classifier_weight: float, batch_size: int, binary: bool,
+                 num_classes: int = 10):  # fmt: skip
+        self.labeled, self.classify, self.alpha, self.num_classes = labeled, classify, classifier_weight, num_classes
         self.labeled_batch, self.binary = min(batch_size, len(labeled)), binary
         self.unlabeled_bound, self.labeled_bound = LabelsSummed(), Trace_ELBO()
 
     def labeled_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fresh batch of labeled images (binarized anew, like the epoch's images), one-hot labels."""
-        index = torch.randperm(len(self.labeled), device=self.labeled.images.device)[: self.labeled_batch]
-        images = self.labeled.images[index]
-        return (binarize(images) if self.binary else images), one_hot(self.labeled.labels[index])
+        index = torch.randperm(len(self.labeled), device=self.labeled.labels.device)[: self.labeled_batch]
+        images = self.labeled.batch(index)
+        labels = one_hot(self.labeled.labels[index], self.num_classes).to(images.device)
+        return (binarize(images) if self.binary else images), labels
 
     def loss_and_grads(self, model, guide, x, y=None, **kwargs) -> float:
         """Steps on the whole loss; returns the unlabeled batch's -sum U(x), what the log reports."""
@@ -202,7 +204,8 @@ def _objective(config: Config, steps_per_epoch: int, labeled: Split | None, clas
     warmup = config.kl_warmup * steps_per_epoch
     if config.labels is not None:
         binary = config.likelihood == "bernoulli"
-        loss = SemiSupervised(labeled, classify, config.classifier_weight, config.batch_size, binary)
+        loss = SemiSupervised(labeled, classify, config.classifier_weight, config.batch_size, binary,
+                              config.num_classes)  # fmt: skip
         return Objective(loss, config.beta, warmup)
     if config.objective == "iwae":
         return Objective(IWAE(config.particles))

@@ -11,19 +11,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import torch  # noqa: E402
 
-from .data import NUM_CLASSES, class_names, one_hot  # noqa: E402
-from .sampling import draw_prior  # noqa: E402
+from .runs import held_out_elbo  # noqa: E402
+from .sampling import displayed, draw_prior  # noqa: E402
 from .sampling import sample_images  # noqa: E402
 
 
 def sample_grid(images, columns: int):
-    """(n, 28, 28) -> one (rows*28, columns*28) array, row-major."""
+    """(n, H, W) or (n, H, W, 3) -> one (rows*H, columns*W[, 3]) array, row-major."""
     rows = -(-images.shape[0] // columns)
-    grid = images.new_zeros(rows * 28, columns * 28)
+    height, width = images.shape[1:3]
+    grid = images.new_zeros(rows * height, columns * width, *images.shape[3:])
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
-        grid[row * 28 : (row + 1) * 28, column * 28 : (column + 1) * 28] = image
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
     return grid.numpy()
+
+
+def show(axis, grid) -> None:
+    """A grid of images in [0, 1]: grey through the grey colour map, colour as it is."""
+    grey = dict(cmap="gray", vmin=0, vmax=1) if grid.ndim == 2 else {}
+    axis.imshow(grid.clip(0, 1), interpolation="nearest", **grey)
 
 
 def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
@@ -36,7 +43,7 @@ def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
     for run, record in zip(runs, records):
         axis = curves[record["likelihood"]]
         epochs = [m["epoch"] for m in run.metrics]
-        axis.plot(epochs, [m["test_elbo"] for m in run.metrics], marker=".", label=record["variant"])
+        axis.plot(epochs, [held_out_elbo(m) for m in run.metrics], marker=".", label=record["variant"])
     for likelihood, axis in curves.items():
         axis.set_xlabel("epoch")
         axis.set_ylabel("test ELBO (nats per image)")
@@ -44,7 +51,7 @@ def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
         axis.legend()
     panels = bottom.subplots(1, len(runs), squeeze=False)[0]
     for panel, run, record in zip(panels, runs, records):
-        panel.imshow(sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6), cmap="gray", vmin=0, vmax=1)
+        show(panel, sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6))
         panel.set_title(f"{record['variant']}\n{record['bits_per_dim']:.3f} bits/dim")
         panel.axis("off")
     figure.suptitle("pyro-vae compare: test ELBO per epoch (top) and prior samples (bottom)")
@@ -73,7 +80,7 @@ def leaderboard_figure(rows: list[dict], path: Path, seed: int = 0) -> None:
     panels = right.subplots(1, len(ordered), squeeze=False)[0]
     for number, (panel, row) in enumerate(zip(panels, ordered), start=1):
         run = load_run(row["run"], device="cpu")
-        panel.imshow(sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6), cmap="gray", vmin=0, vmax=1)
+        show(panel, sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6))
         panel.set_title(f"{number}: {-row['log_likelihood']:.2f} nats", fontsize=9)
         panel.axis("off")
     figure.suptitle(f"pyro-vae leaderboard: test NLL (IWAE k={ordered[0]['k']}) against training time, and prior samples")
@@ -108,10 +115,17 @@ def caption(run) -> str:
     done = run.metrics[-1]["epoch"] if run.metrics else 0
     start = f" from {Path(config.init_from).name}'s weights" if config.init_from else ""
     return (
-        f"run {run.path.name}: {kind} on {config.dataset}, {config.likelihood} likelihood, {config.elbo} ELBO\n"
+        f"run {run.path.name}: {kind} on {_source_name(config)}, {config.likelihood} likelihood, {config.elbo} ELBO\n"
         f"z={config.z_dim}, hidden {','.join(map(str, config.hidden_dims))}, "
         f"{done} epochs{start} at lr {config.learning_rate:g}, seed {config.seed}"
     )
+
+
+def _source_name(config) -> str:
+    """The source as a caption names it: its name, or a path's last part, and the image shape."""
+    name = config.dataset if config.dataset in ("mnist", "fashion-mnist", "cifar10", "svhn") else Path(config.dataset).name
+    channels, height, width = config.image_shape
+    return f"{name} ({height}x{width}{'' if channels == 1 else ' colour'})"
 
 
 def _new_figure(run, title: str, name: str, size: tuple[float, float] | None = None):
@@ -128,16 +142,25 @@ def _save(figure, path: Path) -> Path:
 
 
 def _image_axis(axis, image, xlabel: str, ylabel: str, yticks=None, xticks=None):
-    axis.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    show(axis, image)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_xticks(*(xticks or ([], [])))
     axis.set_yticks(*(yticks or ([], [])))
 
 
-def _row_ticks(labels) -> tuple[list[float], list[str]]:
-    """Tick positions at the middle of each 28-pixel image row."""
-    return [28 * index + 13.5 for index in range(len(labels))], [str(label) for label in labels]
+def _row_ticks(labels, height: int) -> tuple[list[float], list[str]]:
+    """Tick positions at the middle of each image row, ``height`` pixels apart."""
+    return _centres(len(labels), height), [str(label) for label in labels]
+
+
+def _centres(count: int, side: int, every: int = 1) -> list[float]:
+    """Pixel positions of the middles of images ``side`` pixels apart (every ``every``-th one)."""
+    return [side * index + (side - 1) / 2 for index in range(0, count, every)]
+
+
+def _class_names(run) -> tuple[str, ...]:
+    return run.config.class_names or ()
 
 
 def elbo_figure(run, path: Path) -> Path:
@@ -146,7 +169,8 @@ def elbo_figure(run, path: Path) -> Path:
     axis = figure.add_subplot()
     epochs = [record["epoch"] for record in run.metrics]
     axis.plot(epochs, [record["train_elbo"] for record in run.metrics], marker=".", label="train (running mean)")
-    axis.plot(epochs, [record["test_elbo"] for record in run.metrics], marker=".", label="test")
+    held_out = "validation" if run.metrics and "val_elbo" in run.metrics[0] else "test"
+    axis.plot(epochs, [held_out_elbo(record) for record in run.metrics], marker=".", label=held_out)
     axis.set_xlabel("epoch")
     axis.set_ylabel("ELBO (nats per image, higher is better)")
     axis.grid(alpha=0.3)
@@ -157,24 +181,25 @@ def elbo_figure(run, path: Path) -> Path:
 @torch.no_grad()
 def reconstruction_figure(run, test, path: Path, generator, pairs: int = 4, columns: int = 12) -> Path:
     """Rows of test images, each above its reconstruction E[x | z = z_loc(x)]."""
-    index = torch.randperm(len(test), generator=generator)[: pairs * columns].to(test.images.device)
-    x = test.images[index]
-    z_loc, y = _encode(run, x, test.labels[index])
+    index = torch.randperm(len(test), generator=generator)[: pairs * columns]
+    x = test.batch(index)
+    z_loc, y = _encode(run, x, test.labels[index.to(test.labels.device)])
     reconstruction = run.vae.decode_mean(z_loc, y)
     rows = []
     for pair in range(pairs):
         rows += [x[pair * columns : (pair + 1) * columns], reconstruction[pair * columns : (pair + 1) * columns]]
-    images = torch.cat(rows).reshape(-1, 28, 28).cpu()
+    images = displayed(torch.cat(rows), run.config.image_shape).cpu()
     figure = _new_figure(run, "Test images (odd rows) and their reconstructions (even rows)", "reconstructions.png")
     labels = [name for _ in range(pairs) for name in ("test", "recon.")]
     xlabel = "reconstruction: the decoder's mean at z = E[z|x], the posterior mean"
-    _image_axis(figure.add_subplot(), sample_grid(images, columns), xlabel, "", yticks=_row_ticks(labels))
+    _image_axis(figure.add_subplot(), sample_grid(images, columns), xlabel, "",
+                yticks=_row_ticks(labels, run.config.image_shape[1]))  # fmt: skip
     return _save(figure, path)
 
 
 def _encode(run, x, labels):
     """(z_loc, y): the posterior means of ``x`` and the one-hot labels (None for a plain VAE)."""
-    y = one_hot(labels) if run.config.conditional else None
+    y = run.vae.one_hot(labels.to(x.device)) if run.config.conditional else None
     return run.vae.posterior_mean(x, y), y
 
 
@@ -183,8 +208,7 @@ def latent_figure(run, test, path: Path) -> Path:
     """The test set's latent means in 2-D, coloured by class (for a semi-supervised run, the class
     q(y|x) gives): z itself when z_dim == 2, else the first two principal components of the means
     (with the share of variance they explain)."""
-    batches = zip(test.images.split(1000), test.labels.split(1000))
-    z_loc = torch.cat([_encode(run, x, labels)[0] for x, labels in batches]).cpu()
+    z_loc = torch.cat([_encode(run, x, labels)[0] for x, labels in test.chunks(1000)]).cpu()
     if z_loc.shape[1] == 2:
         points, xlabel, ylabel, how = z_loc, "z_1", "z_2", "the 2-D latent itself"
     else:
@@ -196,15 +220,20 @@ def latent_figure(run, test, path: Path) -> Path:
         how = f"PCA of the {z_loc.shape[1]}-D latent means"
     figure = _new_figure(run, f"Test-set latent means E[z|x], {how}", "latent.png")
     axis = figure.add_subplot()
-    colours = plt.get_cmap("tab10")
-    classes, named = test.labels, "class"
-    if run.vae.classifier:
-        classes = torch.cat([run.vae.classify(x).logits.argmax(-1) for x in test.images.split(1000)])
-        named = "class by argmax q(y|x)"
-    scatter = axis.scatter(points[:, 0], points[:, 1], c=classes.cpu(), cmap=colours, vmin=-0.5, vmax=9.5, s=2, alpha=0.6)
-    colour_bar = figure.colorbar(scatter, ax=axis, ticks=range(10))
-    colour_bar.ax.set_yticklabels(class_names(run.config.dataset))
-    colour_bar.set_label(named)
+    names = _class_names(run)
+    if not names:  # an unlabelled source: one colour, no legend of classes
+        axis.scatter(points[:, 0], points[:, 1], s=2, alpha=0.6)
+    else:
+        classes, named = test.labels, "class"
+        if run.vae.classifier:
+            classes = torch.cat([run.vae.classify(x).logits.argmax(-1) for x, _ in test.chunks(1000)])
+            named = "class by argmax q(y|x)"
+        colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20" if len(names) <= 20 else "viridis")
+        scatter = axis.scatter(points[:, 0], points[:, 1], c=classes.cpu(), cmap=colours, vmin=-0.5,
+                               vmax=len(names) - 0.5, s=2, alpha=0.6)  # fmt: skip
+        colour_bar = figure.colorbar(scatter, ax=axis, ticks=range(len(names)))
+        colour_bar.ax.set_yticklabels(names)
+        colour_bar.set_label(named)
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     return _save(figure, path)
@@ -232,15 +261,16 @@ def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
     z = torch.stack([z_1.reshape(-1), z_2.reshape(-1)], dim=1).to(run.device)
     condition, title = None, "Decoded manifold over prior quantiles of the 2-D latent"
     if run.config.conditional:
-        condition = one_hot(torch.zeros(z.shape[0], dtype=torch.int64, device=run.device))
-        title += f", class {class_names(run.config.dataset)[0]}"
-    images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
+        condition = run.vae.one_hot(torch.zeros(z.shape[0], dtype=torch.int64, device=run.device))
+        title += f", class {_class_names(run)[0]}"
+    images = displayed(run.vae.decode_mean(z, condition), run.config.image_shape).cpu()
     figure = _new_figure(run, title, "manifold.png")
-    ticks = [28 * i + 13.5 for i in range(0, side, 4)]
+    _, height, width = run.config.image_shape
+    xticks, yticks = _centres(side, width, 4), _centres(side, height, 4)
     _image_axis(
         figure.add_subplot(), sample_grid(images, side), "z_1 (prior quantile)", "z_2 (prior quantile)",
-        xticks=(ticks, [f"{quantiles[i]:.2f}" for i in range(0, side, 4)]),
-        yticks=(ticks, [f"{quantiles.flip(0)[i]:.2f}" for i in range(0, side, 4)]),
+        xticks=(xticks, [f"{quantiles[i]:.2f}" for i in range(0, side, 4)]),
+        yticks=(yticks, [f"{quantiles.flip(0)[i]:.2f}" for i in range(0, side, 4)]),
     )  # fmt: skip
     return _save(figure, path)
 
@@ -249,29 +279,33 @@ def manifold_figure(run, path: Path, side: int = MANIFOLD_SIDE) -> Path:
 def interpolation_figure(run, test, path: Path, generator) -> Path:
     """Decoder means along straight lines z = (1 - t) z_loc(a) + t z_loc(b) between pairs of test
     images: different classes for a VAE; the same class (and label) for a conditional VAE."""
-    names = class_names(run.config.dataset)
+    names = _class_names(run)
     first = torch.randperm(len(test), generator=generator)[:PAIRS_TO_INTERPOLATE]
     labels = test.labels.cpu()
     second = []
     for start in first.tolist():
         wanted = (labels == labels[start]) if run.config.conditional else (labels != labels[start])
+        if not names:  # no classes: any other image
+            wanted = torch.arange(len(labels)) != start
         candidates = torch.nonzero(wanted).squeeze(1)
         second.append(candidates[torch.randint(len(candidates), (1,), generator=generator)].item())
-    ends = torch.stack([first, torch.tensor(second)]).to(test.images.device)  # (2, pairs)
-    labels_first = test.labels[ends[0]]
-    z_loc = [_encode(run, test.images[end], labels_first)[0] for end in ends]
+    ends = torch.stack([first, torch.tensor(second)])  # (2, pairs)
+    labels_first = test.labels[ends[0].to(test.labels.device)]
+    z_loc = [_encode(run, test.batch(end), labels_first)[0] for end in ends]
     t = torch.linspace(0, 1, INTERPOLATION_STEPS, device=z_loc[0].device).reshape(1, -1, 1)
     z = ((1 - t) * z_loc[0][:, None] + t * z_loc[1][:, None]).reshape(-1, run.config.z_dim)
     condition = None
     if run.config.conditional:
-        condition = one_hot(labels_first.repeat_interleave(INTERPOLATION_STEPS))
-    images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
-    figure = _new_figure(run, "Latent interpolations between pairs of test images", "interpolations.png")
-    steps = [28 * i + 13.5 for i in range(INTERPOLATION_STEPS)]
+        condition = run.vae.one_hot(labels_first.repeat_interleave(INTERPOLATION_STEPS).to(run.device))
+    images = displayed(run.vae.decode_mean(z, condition), run.config.image_shape).cpu()
+    figure = _new_figure(run, "Latent interpolations between pairs of held-out images", "interpolations.png")
+    _, height, width = run.config.image_shape
+    steps = _centres(INTERPOLATION_STEPS, width)
+    pair_names = [f"{names[labels[a]]}→{names[labels[b]]}" if names else f"{a}→{b}" for a, b in zip(first.tolist(), second)]
     _image_axis(
         figure.add_subplot(), sample_grid(images, INTERPOLATION_STEPS), "t (0: first image's z, 1: second's)", "pair",
         xticks=(steps, [f"{value:.2f}" for value in t.flatten().tolist()]),
-        yticks=_row_ticks([f"{names[labels[a]]}→{names[labels[b]]}" for a, b in zip(first.tolist(), second)]),
+        yticks=_row_ticks(pair_names, height),
     )  # fmt: skip
     return _save(figure, path)
 
@@ -280,14 +314,15 @@ def interpolation_figure(run, test, path: Path, generator) -> Path:
 def style_figure(run, path: Path, generator, columns: int = 12) -> Path:
     """Conditional only: one row per class, the same z ~ p(z) down each column, so a column
     holds one style and a row one class."""
-    z = draw_prior(run.vae, columns, generator).repeat(NUM_CLASSES, 1)
-    labels = torch.arange(NUM_CLASSES).repeat_interleave(columns)
-    condition = one_hot(labels.to(run.device))
-    images = run.vae.decode_mean(z, condition).reshape(-1, 28, 28).cpu()
+    classes = run.config.num_classes
+    z = draw_prior(run.vae, columns, generator).repeat(classes, 1)
+    labels = torch.arange(classes).repeat_interleave(columns)
+    condition = run.vae.one_hot(labels.to(run.device))
+    images = displayed(run.vae.decode_mean(z, condition), run.config.image_shape).cpu()
     figure = _new_figure(run, "Style held, class changed: the same z down each column", "style.png")
     _image_axis(
         figure.add_subplot(), sample_grid(images, columns), "z ~ p(z), one draw per column", "class",
-        yticks=_row_ticks(class_names(run.config.dataset)),
+        yticks=_row_ticks(_class_names(run), run.config.image_shape[1]),
     )  # fmt: skip
     return _save(figure, path)
 
@@ -298,12 +333,13 @@ def completion_figure(run, test, path: Path, generator, n: int = 10, draws: int 
     prediction and ``draws`` CVAE completions, z ~ p(z | x_visible)."""
     from .completion import complete, completion_rows
 
-    index = torch.randperm(len(test), generator=generator)[:n].to(test.images.device)
-    images, columns, rows = completion_rows(complete(run.vae, test.images[index], draws, generator))
+    index = torch.randperm(len(test), generator=generator)[:n]
+    images, columns, rows = completion_rows(complete(run.vae, test.batch(index), draws, generator))
+    images = displayed(images.reshape(images.shape[0], -1), run.config.image_shape)
     size = (8, 2 + 7.6 * rows / columns)  # the grid's own aspect, plus room for the labels
-    figure = _new_figure(run, "Completing test digits from the visible quadrants", "completion.png", size)
+    figure = _new_figure(run, "Completing held-out images from the visible quadrants", "completion.png", size)
     names = ["input", "truth", "baseline"] + [f"CVAE {draw + 1}" for draw in range(draws)]
-    xticks = ([28 * column + 13.5 for column in range(columns)], names)
+    xticks = (_centres(columns, run.config.image_shape[2]), names)
     _image_axis(figure.add_subplot(), sample_grid(images, columns), "hidden pixels: the baseline's mean, or the CVAE's "
                 "mean E[x_hidden | z, x_visible] for one z ~ p(z | x_visible) each", "", xticks=xticks)  # fmt: skip
     return _save(figure, path)
@@ -312,22 +348,23 @@ def completion_figure(run, test, path: Path, generator, n: int = 10, draws: int 
 def plot_run(run, out_dir: Path | None = None, seed: int = 0, data_dir: str | None = None) -> list[Path]:
     """Every figure of ``run`` as PNG files in ``out_dir`` (default: the run directory); the same
     ``seed`` gives the same pictures. Returns the paths written."""
-    from .data import load_dataset
+    from .data import load_data
 
     out_dir = Path(out_dir or run.path)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = run.config
-    data = load_dataset(config.dataset, data_dir or config.data_dir, run.device, binarize=config.likelihood == "bernoulli")
+    data = load_data(config, run.device, data_dir=data_dir)
     generator = torch.Generator().manual_seed(seed)
     run.vae.eval()
+    held_out = data.held_out  # with --validation the figures, too, leave the test split to evaluate
     paths = [] if not run.metrics else [elbo_figure(run, out_dir / "elbo.png")]
     if config.visible_quadrants is not None:  # no p(z) to sample from: completions instead
-        return paths + [completion_figure(run, data.test, out_dir / "completion.png", generator)]
-    paths.append(reconstruction_figure(run, data.test, out_dir / "reconstructions.png", generator))
-    paths.append(latent_figure(run, data.test, out_dir / "latent.png"))
+        return paths + [completion_figure(run, held_out, out_dir / "completion.png", generator)]
+    paths.append(reconstruction_figure(run, held_out, out_dir / "reconstructions.png", generator))
+    paths.append(latent_figure(run, held_out, out_dir / "latent.png"))
     if config.z_dim == 2:
         paths.append(manifold_figure(run, out_dir / "manifold.png"))
-    paths.append(interpolation_figure(run, data.test, out_dir / "interpolations.png", generator))
+    paths.append(interpolation_figure(run, held_out, out_dir / "interpolations.png", generator))
     if config.conditional:
         paths.append(style_figure(run, out_dir / "style.png", generator))
     return paths

@@ -15,7 +15,6 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from .config import IMAGE_PIXELS
 from .errors import PyroVAEError
 from .networks import ConditionedMLP
 
@@ -88,7 +87,7 @@ class DiagonalGaussianMixture(dist.TorchDistribution):
 class VampPrior(nn.Module):
     """The VampPrior (Tomczak & Welling 2018): the aggregate posterior of K learned pseudo-inputs,
 
-        p(z) = (1/K) sum_k q(z | u_k),   u_k in [0, 1]^784 (a hard tanh of free parameters),
+        p(z) = (1/K) sum_k q(z | u_k),   u_k in [0, 1]^(C*H*W) (a hard tanh of free parameters),
 
     with q the VAE's own encoder, so prior and posterior learn together. With a flow posterior the
     components are its Gaussian base q_0(z | u_k) (a mixture of flows has no batched density)."""
@@ -140,7 +139,7 @@ def prior_for(config, z_dim: int) -> nn.Module:
     """The prior piece ``config.prior`` names (for image completion, the prior network), over the
     top latent of ``z_dim`` dimensions."""
     if config.visible_quadrants is not None:
-        return ConditionalPrior(IMAGE_PIXELS, config.hidden_dims, z_dim, config.activation)
+        return ConditionalPrior(config.pixels, config.hidden_dims, z_dim, config.activation)
     if config.prior == "vamp":
-        return VampPrior(config.pseudo_inputs, IMAGE_PIXELS)
+        return VampPrior(config.pseudo_inputs, config.pixels)
     return StandardNormal(z_dim)

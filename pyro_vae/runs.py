@@ -58,6 +58,12 @@ def write_metrics(run_dir: Path, records: list[dict]) -> None:
     os.replace(temporary, run_dir / METRICS_NAME)
 
 
+def held_out_elbo(record: dict) -> float:
+    """The ELBO an epoch reported on its held-out images: the validation split's (``val_elbo``) for a
+    run with ``--validation``, else the test split's."""
+    return record["val_elbo"] if "val_elbo" in record else record["test_elbo"]
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / METRICS_NAME
     if not path.exists():
@@ -78,8 +84,9 @@ class Run:
     def device(self) -> torch.device:
         return next(self.vae.parameters()).device
 
-    def sample(self, n: int = 64, digit: int | None = None, seed: int = 0) -> torch.Tensor:
-        """n images (n, 28, 28), decoder means in [0, 1]; see ``pyro_vae.sampling.sample_images``."""
+    def sample(self, n: int = 64, digit: int | str | None = None, seed: int = 0) -> torch.Tensor:
+        """n images (n, H, W), or (n, H, W, 3) in colour, decoder means in [0, 1]; ``digit`` a class
+        index or name; see ``pyro_vae.sampling.sample_images``."""
         from .sampling import sample_images
 
         return sample_images(self.vae, n=n, digit=digit, seed=seed)[0]
@@ -140,7 +147,7 @@ def list_runs(root: Path | None = None) -> list[dict]:
             continue
         checkpoint = run_dir / CHECKPOINT_NAME
         stamp = (checkpoint if checkpoint.exists() else run_dir / CONFIG_NAME).stat().st_mtime
-        test_elbos = [record["test_elbo"] for record in metrics]
+        test_elbos = [held_out_elbo(record) for record in metrics]
         summaries.append({
             "name": run_dir.name,
             "path": str(run_dir),

@@ -10,7 +10,6 @@ import pyro.distributions as dist
 import torch
 
 from .config import MAX_SEED
-from .data import IMAGE_SHAPE, NUM_CLASSES, one_hot
 from .errors import PyroVAEError
 from .model import VAE
 
@@ -18,28 +17,57 @@ OUTPUT_SUFFIXES = (".png", ".npy")
 MAX_SAMPLES = 100_000  # 314 MB of float32 images; more is almost surely a typo
 
 
-def check_digit(digit: int | None) -> None:
-    if digit is not None and (isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < NUM_CLASSES):
-        raise PyroVAEError(f"--digit must be an integer from 0 to 9, got {digit!r}")
+def check_digit(digit: int | None, num_classes: int = 10) -> None:
+    if digit is not None and (isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < num_classes):
+        raise PyroVAEError(f"--digit must be an integer from 0 to {num_classes - 1}, got {digit!r}")
 
 
-def sample_labels(vae: VAE, n: int, digit: int | None) -> torch.Tensor | None:
-    """The labels to condition on: ``digit`` n times, or ceil(n/10) of each digit for a
-    conditional run with no digit (one grid row per digit), or None for a plain VAE."""
-    check_digit(digit)
+def class_index(config, wanted: int | str) -> int:
+    """The index of class ``wanted`` of a run: its index (an int, or digits as text) or its name."""
+    names = config.class_names or ()
+    if isinstance(wanted, str) and wanted in names:
+        return names.index(wanted)
+    if isinstance(wanted, str) and wanted.strip().isdigit():
+        wanted = int(wanted)
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and 0 <= wanted < len(names):
+        return wanted
+    listed = ", ".join(f"{index} {name}" if name != str(index) else name for index, name in enumerate(names[:20]))
+    raise PyroVAEError(f"this run has no class {wanted!r}; its classes are {listed or 'none (no labels)'}")
+
+
+def sample_labels(vae: VAE, n: int, digit: int | str | None) -> torch.Tensor | None:
+    """The labels to condition on: class ``digit`` (an index or a name) n times, or ceil(n/classes)
+    of each class for a conditional run with no class asked (one grid row per class), or None for a
+    plain VAE."""
+    config = vae.config
     if digit is not None:
-        if not vae.config.conditional:
-            raise PyroVAEError("--digit needs a conditional run (train one with --conditional)")
-        return torch.full((n,), digit, dtype=torch.int64)
-    if vae.config.conditional:
-        return torch.arange(NUM_CLASSES).repeat_interleave(math.ceil(n / NUM_CLASSES))
+        if isinstance(digit, int) and config.num_classes:
+            check_digit(digit, config.num_classes)
+        if not config.conditional:
+            raise PyroVAEError("--digit and --class need a conditional run (train one with --conditional)")
+        return torch.full((n,), class_index(config, digit), dtype=torch.int64)
+    if config.conditional:
+        return torch.arange(config.num_classes).repeat_interleave(math.ceil(n / config.num_classes))
     return None
+
+
+def displayed(images: torch.Tensor, image_shape) -> torch.Tensor:
+    """Flat images (m, C*H*W) -> what a person looks at: (m, H, W) grey, (m, H, W, 3) colour."""
+    channels, height, width = image_shape
+    images = images.reshape(-1, channels, height, width)
+    return images[:, 0] if channels == 1 else images.permute(0, 2, 3, 1)
+
+
+def channels_first(images: torch.Tensor) -> torch.Tensor:
+    """(m, H, W) or (m, H, W, 3) -> (m, C, H, W), torchvision's layout."""
+    return images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
 
 
 @torch.no_grad()
 def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0):
-    """Returns ``(images, labels)``: images (m, 28, 28) float32 in [0, 1] on the CPU, where m = n,
-    or 10 * ceil(n / 10) for a conditional run without ``digit``; labels (m,) or None."""
+    """Returns ``(images, labels)``: images (m, H, W), or (m, H, W, 3) in colour, float32 in [0, 1] on
+    the CPU, where m = n, or classes * ceil(n / classes) for a conditional run without ``digit``
+    (a class index or name); labels (m,) or None."""
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:
         raise PyroVAEError(f"--n must be an integer from 1 to {MAX_SAMPLES}, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -51,8 +79,8 @@ def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0
     count = n if labels is None else labels.shape[0]
     device = next(vae.parameters()).device
     z = draw_prior(vae, count, torch.Generator().manual_seed(seed))
-    condition = None if labels is None else one_hot(labels.to(device))
-    images = vae.decode_mean(z, condition).reshape(count, *IMAGE_SHAPE)
+    condition = vae.one_hot(None if labels is None else labels.to(device))
+    images = displayed(vae.decode_mean(z, condition), vae.config.image_shape)
     return images.float().cpu(), labels
 
 
@@ -91,10 +119,10 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
-def default_output_path(digit: int | None, folder: str | Path = ".", stem: str = "samples") -> Path:
-    """``samples.png`` or ``samples-digitD.png`` in ``folder``; if taken, the first free
-    ``samples-digitD-2.png``, ``-3``, ... so that no earlier file is overwritten."""
-    stem = stem if digit is None else f"{stem}-digit{digit}"
+def default_output_path(digit: int | None, folder: str | Path = ".", stem: str = "samples", label: str = "digit") -> Path:
+    """``samples.png`` or ``samples-digitD.png`` (``samples-classC.png``) in ``folder``; if taken, the
+    first free ``samples-digitD-2.png``, ``-3``, ... so that no earlier file is overwritten."""
+    stem = stem if digit is None else f"{stem}-{label}{_safe(str(digit))}"
     path, number = Path(folder) / f"{stem}.png", 1
     while path.exists():
         number += 1
@@ -102,8 +130,14 @@ def default_output_path(digit: int | None, folder: str | Path = ".", stem: str =
     return path
 
 
+def _safe(name: str) -> str:
+    """A class name as part of a file name."""
+    return "".join(character if character.isalnum() or character in "-_" else "_" for character in name)
+
+
 def save_images(images: torch.Tensor, path: str | Path, nrow: int, exclusive: bool = False) -> Path:
-    """``.png``: a grid of decoder means, ``nrow`` images per row; ``.npy``: the (m, 28, 28) array.
+    """``.png``: a grid of decoder means, ``nrow`` images per row (in colour for colour images);
+    ``.npy``: the array as ``sample_images`` gives it, (m, H, W) or (m, H, W, 3).
     ``exclusive``: refuse to replace an existing file (the default names, which the user did not type)."""
     path = check_output_path(path)
     try:
@@ -113,7 +147,7 @@ def save_images(images: torch.Tensor, path: str | Path, nrow: int, exclusive: bo
             else:
                 from torchvision.utils import save_image
 
-                save_image(images.unsqueeze(1), handle, format="png", nrow=nrow, padding=2, pad_value=0.5)
+                save_image(channels_first(images), handle, format="png", nrow=nrow, padding=2, pad_value=0.5)
     except FileExistsError:
         raise PyroVAEError(f"{path} appeared while sampling; not overwriting it, run the command again") from None
     except OSError as error:
@@ -121,8 +155,8 @@ def save_images(images: torch.Tensor, path: str | Path, nrow: int, exclusive: bo
     return path
 
 
-def grid_columns(n: int, labels: torch.Tensor | None, digit: int | None) -> int:
-    """Images per grid row: one row per digit for a conditional run without --digit, else square."""
+def grid_columns(n: int, labels: torch.Tensor | None, digit: int | str | None) -> int:
+    """Images per grid row: one row per class for a conditional run without --digit, else square."""
     if labels is not None and digit is None:
-        return labels.shape[0] // NUM_CLASSES
+        return labels.shape[0] // (int(labels.max()) + 1)
     return max(1, math.ceil(math.sqrt(n)))

@@ -17,7 +17,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .config import Config, replace
-from .data import balanced_labels, keep_labels, load_dataset
+from .data import balanced_labels, keep_labels, load_data
 from .device import device_name, resolve_device
 from .errors import PyroVAEError
 from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
@@ -50,7 +50,8 @@ def train(
 ) -> Run:
     """Train as ``config`` says; returns the finished :class:`~pyro_vae.runs.Run`.
 
-    Every epoch appends ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` to ``metrics.jsonl`` and
+    Every epoch appends ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` (``val_elbo`` in place of
+    ``test_elbo`` with ``config.validation``) to ``metrics.jsonl`` and
     rewrites ``checkpoint.pt`` atomically; ``echo`` receives one summary line per epoch (``None``
     silences it), ``quiet`` turns off the progress bar, and ``on_epoch(record, vae, run_dir)``, if given, is
     called after each epoch's checkpoint (for notebooks and experiments). ``detect_anomaly`` runs
@@ -60,6 +61,8 @@ def train(
     device = resolve_device(config.device)
     initial = _initial_weights(config)
     data, labeled_index = _training_data(config, device)
+    # the image shape and classes are the data's: recorded in config.json and the checkpoint
+    config = replace(config, image_shape=data.image_shape, class_names=data.class_names or None)
     seed_everything(config.seed)
     pyro.clear_param_store()
     vae = VAE(config)
@@ -81,10 +84,17 @@ def _training_data(config: Config, device: torch.device):
     """(data on ``device``, None); for a semi-supervised run the data split into the ``--labels``
     images that keep their labels (balanced, chosen by the seed) and the unlabeled rest, and the
     kept images' indices in the training split."""
-    data = load_dataset(config.dataset, config.data_dir, device, binarize=config.likelihood == "bernoulli")
+    data = load_data(config, device)
+    if (config.conditional or config.labels is not None) and not data.class_names:
+        raise PyroVAEError(f"--conditional needs a source with classes; {config.dataset} has no labels "
+                           f"(a folder needs one subfolder per class, an .npz a 'labels' array)")  # fmt: skip
     if config.labels is None:
         return data, None
-    index = balanced_labels(data.train.labels, config.labels, config.seed)
+    classes = len(data.class_names)
+    if config.labels % classes != 0:
+        raise PyroVAEError(f"--labels {config.labels} cannot be balanced over the {classes} classes of "
+                           f"{config.dataset}; use a multiple of {classes}")  # fmt: skip
+    index = balanced_labels(data.train.labels, config.labels, config.seed, classes)
     return keep_labels(data, index), index
 
 
@@ -170,19 +180,20 @@ def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detec
 def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done):
     started = time.perf_counter()
     bar = ProgressBar(f"epoch {epoch}/{config.epochs}", enabled=not quiet)
-    images = data.train_epoch()
     try:
-        train_elbo, steps = train_epoch(svi, vae, images, data.train.labels, steps_done, on_step=bar.update)
+        train_elbo, steps = train_epoch(svi, vae, data, steps_done, on_step=bar.update)
     finally:
         bar.close()
-    test_elbo = evaluate_elbo(vae, data.test)
+    # with --validation the epoch reports the validation images; the test split is evaluate's alone
+    held_out, name = (data.validation, "val") if data.validation is not None else (data.test, "test")
+    held_out_elbo = evaluate_elbo(vae, held_out)
     seconds = time.perf_counter() - started
-    record = {"epoch": epoch, "train_elbo": train_elbo, "test_elbo": test_elbo, "seconds": seconds,
-              "device": device_name(data.test.images.device)}  # fmt: skip
+    record = {"epoch": epoch, "train_elbo": train_elbo, f"{name}_elbo": held_out_elbo, "seconds": seconds,
+              "device": device_name(held_out.target)}  # fmt: skip
     if vae.classifier:
-        record["test_accuracy"] = classification_accuracy(vae, data.test)
+        record[f"{name}_accuracy"] = classification_accuracy(vae, held_out)
     if vae.completion:
-        record["test_baseline_nll"] = mean_baseline_nll(vae, data.test)
+        record[f"{name}_baseline_nll"] = mean_baseline_nll(vae, held_out)
     return record, steps
 
 
@@ -211,10 +222,11 @@ def _summary(record: dict, config: Config) -> str:
     trained = f"train iwae-{config.particles}" if config.objective == "iwae" else "train elbo"
     if config.visible_quadrants is not None and record["epoch"] <= config.baseline_epochs:
         trained = "train baseline -nll"  # the baseline trains alone first (objectives.py)
-    extra = f"  q(y|x) accuracy {record['test_accuracy']:.2%}" if "test_accuracy" in record else ""
-    if "test_baseline_nll" in record:
-        extra = f"  baseline test nll {record['test_baseline_nll']:8.3f}"
+    name = "val" if "val_elbo" in record else "test"
+    extra = f"  q(y|x) accuracy {record[f'{name}_accuracy']:.2%}" if f"{name}_accuracy" in record else ""
+    if f"{name}_baseline_nll" in record:
+        extra = f"  baseline {name} nll {record[f'{name}_baseline_nll']:8.3f}"
     return (
         f"epoch {record['epoch']:3d}/{config.epochs}  {trained} {record['train_elbo']:9.3f}  "
-        f"test elbo {record['test_elbo']:9.3f} nats/image{extra}  {record['seconds']:6.1f}s"
+        f"{name} elbo {record[f'{name}_elbo']:9.3f} nats/image{extra}  {record['seconds']:6.1f}s"
     )

@@ -54,7 +54,7 @@ def digit_classifier(grey_mnist, classifier_cache):
             del os.environ["XDG_CACHE_HOME"]
         else:
             os.environ["XDG_CACHE_HOME"] = previous
-    test_accuracy = accuracy(classifier, grey_mnist.test.images, grey_mnist.test.labels)
+    test_accuracy = accuracy(classifier, grey_mnist.test)
     assert test_accuracy > 0.95, f"the judging classifier itself is too weak: {test_accuracy:.3f}"
     return classifier
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,6 +78,50 @@ def random_bytes_run(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def bad_sources(tmp_path_factory):
+    """Sources of images that cannot be used, each in its own folder or file."""
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("sources")
+    digit = (np.arange(64).reshape(8, 8) * 4).astype(np.uint8)
+    (base / "empty").mkdir()
+    (base / "no-images").mkdir()
+    (base / "no-images" / "notes.txt").write_text("not a picture")
+    for name in ("corrupt", "truncated", "mixed"):
+        (base / name).mkdir()
+        Image.fromarray(digit).save(base / name / "a.png")
+    (base / "corrupt" / "b.png").write_bytes(bytes(range(256)) * 4)
+    noise = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)  # the same size, cut short
+    Image.fromarray(noise).save(base / "truncated" / "b.png")
+    whole = (base / "truncated" / "b.png").read_bytes()
+    (base / "truncated" / "b.png").write_bytes(whole[: len(whole) // 2])
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(base / "mixed" / "b.png")
+    for name in ("a", "b"):
+        (base / "tree" / name).mkdir(parents=True)
+    Image.fromarray(digit).save(base / "tree" / "a" / "1.png")
+    np.save(base / "rank.npy", np.zeros((5, 28), np.uint8))
+    np.save(base / "dtype.npy", np.zeros((5, 8, 8), np.int64))
+    np.save(base / "range.npy", np.full((5, 8, 8), 2.0, np.float32))
+    images = np.zeros((6, 8, 8), np.uint8)
+    np.savez(base / "labels.npz", images=images, labels=np.zeros(4, np.int64))
+    np.savez(base / "unlabelled.npz", images=images)
+    np.savez(base / "empty-class.npz", images=images, labels=np.array([0, 0, 0, 2, 2, 2]), class_names=np.array(["a", "b", "c"]))
+    labelled = np.stack([digit, digit.T] * 20)
+    np.savez(base / "two-classes.npz", images=labelled, labels=np.arange(40) % 2, class_names=np.array(["rows", "columns"]))
+    return base
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory, bad_sources):
+    """A finished conditional run on a small labelled .npz (classes 'rows' and 'columns')."""
+    out = tmp_path_factory.mktemp("labelled") / "run"
+    config = Config(dataset=str(bad_sources / "two-classes.npz"), conditional=True, epochs=1, z_dim=2, hidden_dims=(8,),
+                    device="cpu")  # fmt: skip
+    train(config, out=out, quiet=True, echo=None)
+    return out
+
+
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -117,7 +162,7 @@ BAD_INPUTS = {
     "evaluate with k=0": (["evaluate", "{vae}", "--k", "0"], "--k"),
     "evaluate a missing run": (["evaluate", "{tmp}/nowhere"], "does not exist"),
     "a network too large to hold": (["train", "--hidden-dims", "100000,100000", "--out", "{tmp}/r"], "parameters"),
-    "unknown dataset": (["train", "--dataset", "cifar10", "--out", "{tmp}/r"], "dataset"),
+    "unknown dataset": (["train", "--dataset", "{tmp}/no/such/folder", "--out", "{tmp}/r"], "no such folder"),
     "fine-tune from a missing run": (["train", "--init-from", "{tmp}/nowhere", "--out", "{tmp}/r"], "no checkpoint"),
     "fine-tune a different network": (["train", "--init-from", "{vae}", "--z-dim", "9", "--hidden-dims", "64",
                                        "--device", "cpu", "--out", "{tmp}/r"], "does not match"),  # fmt: skip
@@ -155,21 +200,56 @@ BAD_INPUTS = {
                              "not an image-completion model"),  # fmt: skip
     "complete into a jpeg": (["complete", "--run", "{vae}", "--out", "{tmp}/c.jpg"], ".png"),
     "complete with no completion run": (["complete", "--device", "cpu"], "no image-completion run"),
+    # your own images
+    "an empty folder": (["train", "--dataset", "{src}/empty", "--out", "{tmp}/r"], "is empty"),
+    "a folder with no images": (["train", "--dataset", "{src}/no-images", "--out", "{tmp}/r"], "holds no images"),
+    "a corrupt image file": (["train", "--dataset", "{src}/corrupt", "--out", "{tmp}/r"], "b.png is not an image"),
+    "a truncated image file": (["train", "--dataset", "{src}/truncated", "--out", "{tmp}/r"], "b.png is truncated"),
+    "images of mixed sizes": (["train", "--dataset", "{src}/mixed", "--out", "{tmp}/r"], "--image-size"),
+    "a class with no images": (["train", "--dataset", "{src}/tree", "--out", "{tmp}/r"], "holds no images"),
+    "an array of the wrong rank": (["train", "--dataset", "{src}/rank.npy", "--out", "{tmp}/r"], "(N, H, W)"),
+    "an array of the wrong dtype": (["train", "--dataset", "{src}/dtype.npy", "--out", "{tmp}/r"], "uint8"),
+    "float pixels outside [0, 1]": (["train", "--dataset", "{src}/range.npy", "--out", "{tmp}/r"], "[0, 1]"),
+    "labels of the wrong length": (["train", "--dataset", "{src}/labels.npz", "--out", "{tmp}/r"], "one per image"),
+    "a named class without images": (["train", "--dataset", "{src}/empty-class.npz", "--out", "{tmp}/r"], "'b'"),
+    "a file that is no array": (["train", "--dataset", "{src}/no-images/notes.txt", "--out", "{tmp}/r"], ".npy"),
+    "conditional on a source without labels": (["train", "--dataset", "{src}/unlabelled.npz", "--conditional",
+                                                "--out", "{tmp}/r"], "needs a source with classes"),  # fmt: skip
+    "a test fraction of zero": (["train", "--test-fraction", "0", "--out", "{tmp}/r"], "--test-fraction"),
+    "a test fraction of one": (["train", "--test-fraction", "1", "--out", "{tmp}/r"], "--test-fraction"),
+    "a validation split as large as training": (["train", "--dataset", "{src}/two-classes.npz", "--validation", "36",
+                                                 "--out", "{tmp}/r"], "--validation"),  # fmt: skip
+    "an image size of zero": (["train", "--image-size", "0", "--out", "{tmp}/r"], "--image-size"),
+    "an image size that is no size": (["train", "--image-size", "big", "--out", "{tmp}/r"], "--image-size"),
+    "two channels": (["train", "--channels", "2", "--out", "{tmp}/r"], "--channels"),
+    "CIFAR-10 not on disk, offline": (["train", "--dataset", "cifar10", "--data-dir", "{tmp}/empty", "--out", "{tmp}/r"],
+                                      "CIFAR-10 not found in"),  # fmt: skip
+    "SVHN not on disk, offline": (["train", "--dataset", "svhn", "--data-dir", "{tmp}/empty", "--out", "{tmp}/r"],
+                                  "test_32x32.mat"),  # fmt: skip
+    "a class the run does not have": (["sample", "--run", "{labelled}", "--class", "diagonals", "--out", "{tmp}/x.png"],
+                                      "no class 'diagonals'"),  # fmt: skip
+    "a class index past the last": (["sample", "--run", "{labelled}", "--class", "2", "--out", "{tmp}/x.png"], "no class"),
+    "--digit for a source that is not MNIST": (["sample", "--run", "{labelled}", "--digit", "1", "--out", "{tmp}/x.png"],
+                                               "--class"),  # fmt: skip
+    "--digit and --class together": (["sample", "--run", "{labelled}", "--digit", "1", "--class", "rows",
+                                      "--out", "{tmp}/x.png"], "not both"),  # fmt: skip
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_bad_input_is_one_line_and_a_nonzero_exit(
-    name, vae_run, corrupt_run, mismatched_run, random_bytes_run, truncated_root, bad_magic_root, tmp_path, data_root
+    name, vae_run, corrupt_run, mismatched_run, random_bytes_run, truncated_root, bad_magic_root, bad_sources,
+    labelled_run, tmp_path, data_root,
 ):
     arguments, expected = BAD_INPUTS[name]
     places = dict(
         vae=vae_run, corrupt=corrupt_run, mismatched=mismatched_run, random_bytes=random_bytes_run,
-        truncated=truncated_root, bad_magic=bad_magic_root,
+        truncated=truncated_root, bad_magic=bad_magic_root, src=bad_sources, labelled=labelled_run,
     )
     arguments = [a.format(tmp=tmp_path, **places) for a in arguments]
     before = digest(vae_run / "checkpoint.pt")
-    env = {"PYRO_VAE_RUNS": str(tmp_path / "empty-runs"), "PYRO_VAE_DATA": str(data_root)}
+    env = {"PYRO_VAE_RUNS": str(tmp_path / "empty-runs"), "PYRO_VAE_DATA": str(data_root), "PYRO_VAE_OFFLINE": "1",
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}  # fmt: skip
     code, stdout, stderr = run_main(*arguments, env_extra=env)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code != 0, stdout

@@ -14,6 +14,7 @@ import torch
 
 from pyro_vae import Config, VAE
 from pyro_vae.completion import visible_mask
+from pyro_vae.data import MNIST_SHAPE
 from pyro_vae.evaluation import importance_weights
 from pyro_vae.inference import make_svi
 from pyro_vae.priors import ConditionalPrior
@@ -32,16 +33,23 @@ def binary_batch(size: int = 6) -> torch.Tensor:
 
 def test_visible_quadrants_are_those_of_pyros_example():
     """1: bottom-left; 2: the left half; 3: all but the bottom-right (examples/cvae/mnist.py)."""
-    image = lambda visible: visible_mask(visible).reshape(28, 28)  # noqa: E731
+    image = lambda visible: visible_mask(visible, MNIST_SHAPE).reshape(28, 28)  # noqa: E731
     assert image(1)[14:, :14].all() and image(1).sum() == 196
     assert image(2)[:, :14].all() and image(2).sum() == 392
     assert image(3)[:14, :].all() and image(3)[14:, :14].all() and not image(3)[14:, 14:].any()
     assert image(3).sum() == 588
 
 
+def test_quadrants_of_a_colour_image_cover_every_channel():
+    mask = visible_mask(2, (3, 30, 20)).reshape(3, 30, 20)
+    assert mask[:, :, :10].all() and not mask[:, :, 10:].any()
+    odd = visible_mask(1, (1, 7, 5)).reshape(7, 5)  # an odd side's middle row goes to the bottom half
+    assert odd[3:, :2].all() and odd.sum() == 4 * 2
+
+
 def test_likelihood_scores_only_the_hidden_pixels():
     vae, x = small_completion(), binary_batch()
-    hidden = ~visible_mask(2)
+    hidden = ~visible_mask(2, MNIST_SHAPE)
     z = torch.randn(6, 4)
     condition = vae.condition(None, x)
     log_p = vae.likelihood(z, condition).log_prob(x)
@@ -54,7 +62,7 @@ def test_likelihood_scores_only_the_hidden_pixels():
 
 def test_condition_is_the_visible_pixels_and_the_baselines_guess():
     vae, x = small_completion(1), binary_batch()
-    visible = visible_mask(1)
+    visible = visible_mask(1, MNIST_SHAPE)
     condition = vae.condition(None, x)
     assert torch.equal(condition[:, visible], x[:, visible])
     guess = torch.sigmoid(vae.completion[0].baseline(x * visible))
@@ -93,7 +101,7 @@ def test_prior_network_is_never_surer_than_its_floor():
 
 def test_baseline_nll_is_the_masked_bernoulli_negative_log_likelihood():
     vae, x = small_completion(3), binary_batch()
-    hidden = ~visible_mask(3)
+    hidden = ~visible_mask(3, MNIST_SHAPE)
     probabilities = torch.sigmoid(vae.completion[0].baseline_logits(x)).double()
     by_hand = -(x * probabilities.log() + (1 - x) * (1 - probabilities).log())[:, hidden].sum(-1)
     assert torch.allclose(vae.completion[0].baseline_nll(x).double(), by_hand, atol=1e-3)

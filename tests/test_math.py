@@ -28,7 +28,7 @@ def fixed_batch(likelihood: str, size: int = 8):
     generator = torch.Generator().manual_seed(1)
     grey = torch.rand(size, 784, generator=generator)
     x = torch.bernoulli(grey, generator=generator) if likelihood == "bernoulli" else grey
-    y = one_hot(torch.arange(size) % 10)
+    y = one_hot(torch.arange(size) % 10, 10)
     return x, y
 
 

@@ -135,12 +135,12 @@ def test_networks_broadcast_a_condition_over_particle_dimensions():
     torch.manual_seed(0)
     network = ConditionedMLP(4, (8,), 3, condition_dim=10)
     inputs = torch.randn(5, 6, 4)  # 5 particles of 6 images
-    condition = one_hot(torch.arange(6) % 10)
+    condition = one_hot(torch.arange(6) % 10, 10)
     together = network(inputs, condition)
     assert together.shape == (5, 6, 3)
     for particle in range(5):
         torch.testing.assert_close(together[particle], network(inputs[particle], condition))
-    labels = one_hot(torch.arange(10)).reshape(10, 1, 10).expand(10, 6, 10)  # every label, enumerated
+    labels = one_hot(torch.arange(10), 10).reshape(10, 1, 10).expand(10, 6, 10)  # every label, enumerated
     assert network(inputs[0], labels).shape == (10, 6, 3)
 
 
@@ -149,7 +149,7 @@ def test_a_conditioned_layer_is_the_linear_map_of_the_concatenation():
     enumerated labels, equals the layer applied to the materialized concatenation."""
     torch.manual_seed(0)
     layer = torch.nn.Linear(7 + 10, 5)
-    hidden, labels = torch.randn(6, 7), 30 * one_hot(torch.arange(10)).reshape(10, 1, 10)
+    hidden, labels = torch.randn(6, 7), 30 * one_hot(torch.arange(10), 10).reshape(10, 1, 10)
     split = conditioned_linear(layer, hidden, labels)
     assert split.shape == (10, 6, 5)
     torch.testing.assert_close(split, layer(concatenate(hidden, labels)), rtol=1e-5, atol=1e-5)
@@ -157,11 +157,11 @@ def test_a_conditioned_layer_is_the_linear_map_of_the_concatenation():
 
 def test_iwae_bound_of_a_conditional_vae_uses_its_labels():
     vae, x = small_vae(conditional=True), binary_batch()
-    y = one_hot(torch.arange(6))
+    y = one_hot(torch.arange(6), 10)
     pyro.set_rng_seed(1)
     log_weights, _ = importance_weights(vae, x, y, k=50)
     pyro.set_rng_seed(1)
-    other, _ = importance_weights(vae, x, one_hot((torch.arange(6) + 1) % 10), k=50)
+    other, _ = importance_weights(vae, x, one_hot((torch.arange(6) + 1) % 10, 10), k=50)
     assert log_weights.shape == (6, 50) and not torch.allclose(iwae_bound(log_weights), iwae_bound(other))
 
 

@@ -48,8 +48,20 @@ def test_readme_holds_the_missions_commands_as_typed():
     assert len(commands) >= 10
 
 
+def write_my_images(folder, data_root, count: int = 300):
+    """The README's ./my-images: MNIST's first digits as PNG files, one subfolder per class."""
+    import torchvision
+
+    digits = torchvision.datasets.MNIST(str(data_root), train=True)
+    for index in range(count):
+        place = folder / str(int(digits.targets[index]))
+        place.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(digits.data[index].numpy()).save(place / f"{index:05d}.png")
+
+
 def test_every_readme_command_runs_as_typed(tmp_path, data_root):
-    env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path / "runs")}
+    env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path / "runs"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    write_my_images(tmp_path / "my-images", data_root)
     for command in readme_commands():
         arguments = shortened(command)
         result = run_cli(*arguments, env_extra=env, cwd=tmp_path, timeout=900)
@@ -64,6 +76,8 @@ def test_every_readme_command_runs_as_typed(tmp_path, data_root):
             assert re.fullmatch(r"pyro-vae, version \d+\.\d+\.\d+", result.stdout.strip()), result.stdout
     assert (tmp_path / "x.npy").is_file() and (tmp_path / "three.png").is_file()
     assert (tmp_path / "completion.png").is_file()
+    with Image.open(tmp_path / "mine.png") as image:  # 64 threes of 32x32, 8 to a row
+        assert image.size == (8 * 32 + 9 * 2,) * 2
     assert (tmp_path / "results" / "compare" / "compare.md").is_file()
 
 
@@ -86,7 +100,8 @@ def test_sample_never_overwrites_its_default_output(tmp_path, data_root):
 def test_help_shows_the_choices_and_a_bad_choice_lists_them():
     result = run_cli("train", "--help")
     assert "[bernoulli|normal|continuous-bernoulli]" in result.stdout
-    assert "[analytic|trace]" in result.stdout and "[mnist|fashion-mnist]" in result.stdout
+    assert "[analytic|trace]" in result.stdout and "[1|3]" in result.stdout
+    assert "cifar10" in " ".join(result.stdout.split()) and "a folder of images" in " ".join(result.stdout.split())
     assert "[auto|cpu|cuda|cuda:N]" in result.stdout
     bad = run_cli("train", "--likelihood", "bogus")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

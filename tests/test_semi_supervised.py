@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from pyro_vae import Config, VAE
-from pyro_vae.config import NUM_CLASSES
 from pyro_vae.data import balanced_labels, one_hot
 from pyro_vae.errors import PyroVAEError
 from pyro_vae.objectives import LabelsSummed, SemiSupervised
 from pyro_vae.data import Split
+
+NUM_CLASSES = 10  # MNIST's
 
 
 def small_m2(**overrides) -> VAE:
@@ -48,7 +49,7 @@ def test_unlabeled_bound_is_the_sum_over_classes_written_by_hand():
     summed = -LabelsSummed().loss(vae.model, vae.guide, x)
     pyro.set_rng_seed(11)
     with torch.no_grad():
-        classes = one_hot(torch.arange(NUM_CLASSES)).unsqueeze(1)  # (10, 1, 10), as Pyro enumerates
+        classes = one_hot(torch.arange(NUM_CLASSES), 10).unsqueeze(1)  # (10, 1, 10), as Pyro enumerates
         q_z = vae.posterior(x, vae.condition(classes))
         z = q_z.rsample()  # (10, n, z_dim)
         bound = (
@@ -86,7 +87,7 @@ def test_the_auxiliary_term_trains_the_classifier_on_the_labels():
         SemiSupervised(labeled, vae.classify, alpha, batch_size=5, binary=False).loss_and_grads(vae.model, vae.guide, x)
         gradients.append(weight.grad.clone())
         weight.grad = None
-    images, labels = labeled.images, one_hot(labeled.labels)
+    images, labels = labeled.images, one_hot(labeled.labels, 10)
     pyro.set_rng_seed(0)
     order = torch.randperm(5)  # the same labeled batch order as the objective drew
     expected = torch.autograd.grad(-vae.classify(images[order]).log_prob(labels[order]).mean(), weight)[0]
@@ -95,7 +96,7 @@ def test_the_auxiliary_term_trains_the_classifier_on_the_labels():
 
 def test_labeled_images_observe_y_and_unlabeled_ones_draw_it():
     vae, x = small_m2(), binary_batch()
-    y = one_hot(torch.arange(6) % NUM_CLASSES)
+    y = one_hot(torch.arange(6) % NUM_CLASSES, 10)
     labeled = pyro.poutine.trace(vae.guide).get_trace(x, y)
     unlabeled = pyro.poutine.trace(vae.guide).get_trace(x)
     assert "y" not in labeled.nodes and unlabeled.nodes["y"]["value"].shape == (6, NUM_CLASSES)

@@ -20,7 +20,7 @@ from pyro_vae.sampling import sample_images
 def test_model_and_guide_sites_have_the_documented_shapes(conditional):
     vae = VAE(Config(z_dim=3, hidden_dims=(16, 8), conditional=conditional))
     x = torch.bernoulli(torch.full((5, 784), 0.3))
-    y = one_hot(torch.arange(5))
+    y = one_hot(torch.arange(5), 10)
     guide_trace = poutine.trace(vae.guide).get_trace(x, y)
     model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(x, y)
     z_fn = guide_trace.nodes["z"]["fn"]
