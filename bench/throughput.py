@@ -4,10 +4,13 @@ Sections (each on by default; --only picks some):
   steps    Training throughput, 784-400-50 at batch 128: pyro-vae's SVI step (fast path and
            classic SVI; with --jit the JIT ELBO, with --compile torch.compile'd networks and their
            compile time) against a plain PyTorch loop with the same networks, loss, Adam, batches
-           and binarized images. pyro-vae's steps include what training does per batch (gather
-           the uint8 rows, make them float, binarize them); the floor gets float binary images
-           made before its clock starts. Variants take turns epoch by epoch, so drifts in machine
-           speed hit all alike; median of --epochs timed epochs after --warmup.
+           and binarized images, made before the clock starts (the data path is timed apart, in
+           `data`). Variants take turns epoch by epoch, so drifts in machine speed hit all alike;
+           median of --epochs timed epochs after --warmup.
+  data     Seconds per epoch spent making the training batches: pyro-vae's (gather uint8 rows,
+           make them float and binarize them, per batch) against float32 images binarized whole
+           once per epoch and gathered per batch (what pyro-vae did before any source of images
+           came in, and what the floor's script does).
   overhead Pyro's fixed cost per step, apart from arithmetic: milliseconds per step of the fast step
            and of the plain loop on a tiny network (784-8-2, batch 4), where almost nothing is
            computed.
@@ -43,7 +46,7 @@ import torch
 from pyro.infer import JitTraceMeanField_ELBO
 
 from pyro_vae.config import Config
-from pyro_vae.data import ImageData, Split, binarize, load_mnist
+from pyro_vae.data import ImageData, Split, batches, binarize, load_mnist
 from pyro_vae.evaluation import split_bounds
 from pyro_vae.inference import make_svi, train_epoch
 from pyro_vae.model import VAE
@@ -75,8 +78,7 @@ def time_steps(args, data) -> dict:
             svi.objective.loss = JitTraceMeanField_ELBO(ignore_jit_warnings=True)
         if compiled:
             compile_seconds = compile_networks(vae, svi, data.train.batch(torch.arange(args.batch_size)), args)
-        # pyro-vae's step as training takes it: uint8 rows gathered, made float and binarized per batch
-        variants[name] = (vae, lambda grey, binary, labels, svi=svi, vae=vae: train_epoch(svi, vae, as_data(grey, labels)))
+        variants[name] = (vae, lambda binary, labels, svi=svi, vae=vae: train_epoch(svi, vae, as_data(binary, labels)))
     floor_vae = VAE(bench_config(args)).to(args.device)
     decoder = floor_vae.decoder
 
@@ -85,7 +87,7 @@ def time_steps(args, data) -> dict:
         return z_loc, z_log_scale.exp()
 
     floor_optimizer = torch.optim.Adam(floor_vae.parameters(), lr=1e-3, foreach=True)
-    variants["plain PyTorch"] = (floor_vae, lambda grey, binary, labels: plain_vae.train_epoch(
+    variants["plain PyTorch"] = (floor_vae, lambda binary, labels: plain_vae.train_epoch(
         encoder, decoder, floor_optimizer, binary, args.batch_size))  # fmt: skip
     seconds = {name: [] for name in variants}
     names = list(variants)
@@ -94,16 +96,14 @@ def time_steps(args, data) -> dict:
         # The machine's speed drifts by tens of percent within seconds (shared cores), so variants
         # take turns every few steps, each on the same images, starting in a rotating order.
         order = torch.randperm(len(data.train), device=args.device)
-        grey, labels = data.train.images[order], data.train.labels[order]
-        images = binarize(grey.float() / 255)  # the floor's, binarized before its clock starts
+        images, labels = binarize(data.train.batch(order)), data.train.labels[order]
         elapsed = dict.fromkeys(names, 0.0)
         for turn, start in enumerate(range(0, len(data.train), chunk)):
             for name in names[turn % len(names):] + names[: turn % len(names)]:
                 pyro.clear_param_store()  # Pyro's one global store must hold this variant's parameters
                 synchronize(args.device)
                 started = time.perf_counter()
-                part = slice(start, start + chunk)
-                variants[name][1](grey[part], images[part], labels[part])
+                variants[name][1](images[start : start + chunk], labels[start : start + chunk])
                 synchronize(args.device)
                 elapsed[name] += time.perf_counter() - started
         if epoch >= args.warmup:
@@ -125,9 +125,33 @@ def time_steps(args, data) -> dict:
     return figures, variants["pyro-vae"][0]
 
 
-def as_data(grey: torch.Tensor, labels: torch.Tensor) -> ImageData:
-    """uint8 rows as the training data of one timed turn (no test split: the turn only trains)."""
-    return ImageData(train=Split(grey, labels), test=Split(grey[:0], labels[:0]), binarize_train=True)
+def as_data(binary: torch.Tensor, labels: torch.Tensor) -> ImageData:
+    """Binary float images as the training data of one timed turn (no test split: it only trains)."""
+    return ImageData(train=Split(binary, labels), test=Split(binary[:0], labels[:0]), binarize_train=False)
+
+
+def time_data(args, data, repeats: int = 7) -> dict:
+    """Median seconds per epoch of making the shuffled training batches, each way (see ``data``)."""
+    grey = data.train.floats()
+
+    def per_batch():  # pyro-vae: uint8 rows to float, binarized, per batch
+        for index in batches(len(data.train), args.batch_size, data.train.target, shuffle=True):
+            data.train_batch(index)
+
+    def per_epoch():  # float32 images binarized whole, then gathered per batch
+        binary = binarize(grey)
+        for index in batches(len(data.train), args.batch_size, data.train.target, shuffle=True):
+            binary[index]
+
+    seconds = {"uint8, per batch (pyro-vae)": [], "float32, binarized per epoch (before)": []}
+    for _ in range(repeats):
+        for name, make in zip(seconds, (per_batch, per_epoch)):
+            synchronize(args.device)
+            started = time.perf_counter()
+            make()
+            synchronize(args.device)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: {"median_seconds_per_epoch": statistics.median(times), "seconds": times} for name, times in seconds.items()}
 
 
 def compile_networks(vae, svi, batch, args) -> float:
@@ -315,10 +339,10 @@ def main() -> None:
     parser.add_argument("--jit", action="store_true", help="also time the fast step with JitTraceMeanField_ELBO")
     parser.add_argument("--compile", action="store_true", help="also time the fast step with torch.compile'd networks")
     parser.add_argument("--pyro-example", help="folder holding a copy of Pyro's examples/vae (vae.py, utils/)")
-    parser.add_argument("--only", nargs="+", choices=["steps", "overhead", "process", "evaluate", "quality"])
+    parser.add_argument("--only", nargs="+", choices=["steps", "data", "overhead", "process", "evaluate", "quality"])
     parser.add_argument("--data-dir")
     args = parser.parse_args()
-    sections = set(args.only or ["steps", "overhead", "process", "evaluate", "quality"])
+    sections = set(args.only or ["steps", "data", "overhead", "process", "evaluate", "quality"])
     record = {"machine": machine(args.device), "device": args.device, "batch_size": args.batch_size,
               "network": "784-400-50 (ELU)", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}  # fmt: skip
     data = load_mnist(args.data_dir, torch.device(args.device), binarize=True)
@@ -331,6 +355,10 @@ def main() -> None:
                   f"{figures['images_per_second']:8.0f} images/s  {figures['ratio_to_floor']:.3f}x the floor")  # fmt: skip
             if "compile_seconds" in figures:
                 print(f"  {'':20s} first step, compiling included: {figures['compile_seconds']:.1f} s")
+    if "data" in sections:
+        record["data"] = time_data(args, data)
+        for name, figures in record["data"].items():
+            print(f"  data, {name}: {figures['median_seconds_per_epoch']:.3f} s/epoch", flush=True)
     if "overhead" in sections:
         record["overhead"] = time_overhead(args)
         print(f"overhead: {record['overhead']}", flush=True)

@@ -180,7 +180,10 @@ def elbo_figure(run, path: Path) -> Path:
 
 @torch.no_grad()
 def reconstruction_figure(run, test, path: Path, generator, pairs: int = 4, columns: int = 12) -> Path:
-    """Rows of test images, each above its reconstruction E[x | z = z_loc(x)]."""
+    """Rows of held-out images, each above its reconstruction E[x | z = z_loc(x)]; whole rows only,
+    fewer of them for a small split."""
+    columns = min(columns, len(test))
+    pairs = max(1, min(pairs, len(test) // columns))
     index = torch.randperm(len(test), generator=generator)[: pairs * columns]
     x = test.batch(index)
     z_loc, y = _encode(run, x, test.labels[index.to(test.labels.device)])
@@ -189,8 +192,10 @@ def reconstruction_figure(run, test, path: Path, generator, pairs: int = 4, colu
     for pair in range(pairs):
         rows += [x[pair * columns : (pair + 1) * columns], reconstruction[pair * columns : (pair + 1) * columns]]
     images = displayed(torch.cat(rows), run.config.image_shape).cpu()
-    figure = _new_figure(run, "Test images (odd rows) and their reconstructions (even rows)", "reconstructions.png")
-    labels = [name for _ in range(pairs) for name in ("test", "recon.")]
+    held_out = "validation" if run.config.validation else "test"
+    figure = _new_figure(run, f"{held_out.capitalize()} images (odd rows) and their reconstructions (even rows)",
+                         "reconstructions.png")  # fmt: skip
+    labels = [name for _ in range(pairs) for name in (held_out, "recon.")]
     xlabel = "reconstruction: the decoder's mean at z = E[z|x], the posterior mean"
     _image_axis(figure.add_subplot(), sample_grid(images, columns), xlabel, "",
                 yticks=_row_ticks(labels, run.config.image_shape[1]))  # fmt: skip
@@ -218,7 +223,8 @@ def latent_figure(run, test, path: Path) -> Path:
         share = (singular[:2] ** 2 / (singular**2).sum()).tolist()
         xlabel, ylabel = f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%} of variance)"
         how = f"PCA of the {z_loc.shape[1]}-D latent means"
-    figure = _new_figure(run, f"Test-set latent means E[z|x], {how}", "latent.png")
+    split = "Validation" if run.config.validation else "Test"
+    figure = _new_figure(run, f"{split}-set latent means E[z|x], {how}", "latent.png")
     axis = figure.add_subplot()
     names = _class_names(run)
     if not names:  # an unlabelled source: one colour, no legend of classes

@@ -296,11 +296,14 @@ def _read_npy(path: Path, config: Config) -> Source:
     expected = offset + int(np.prod(shape)) * dtype.itemsize
     if os.path.getsize(path) < expected:
         raise PyroVAEError(f"{path} is truncated: {os.path.getsize(path)} bytes, its header promises {expected}")
-    if shape[0] * int(np.prod(target)) <= memory_limit() or fortran_order:
-        images = np.load(path, mmap_mode="r")
-        images = torch.cat([_as_nchw_uint8(np.asarray(images[start : start + CHUNK]), layout, str(path))
-                            for start in range(0, shape[0], CHUNK)])  # fmt: skip
+    if fortran_order:
+        images = _as_nchw_uint8(np.load(path), layout, str(path)).contiguous()
         return _transformed(config, Source(images, None, None, None, stored, ()))
+    if shape[0] * int(np.prod(target)) <= memory_limit():  # converted chunk by chunk into one tensor
+        images = torch.empty((shape[0], *target), dtype=torch.uint8)
+        for start, chunk in zip(range(0, shape[0], CHUNK), _npy_chunks(path, shape, dtype, offset, layout, config)):
+            images[start : start + len(chunk)] = chunk
+        return Source(images, None, None, None, target, ())
     if dtype == np.uint8 and layout in ("NHW", "NCHW") and target == stored:
         return Source(DiskImages(path), None, None, None, stored, ())
     key = _cache_key(path, [(path.name, os.path.getsize(path), os.stat(path).st_mtime_ns)], config)

@@ -1,6 +1,7 @@
 """Every `pyro-vae` line of README's command-line section, run the way a user would: in order, in an
 empty folder, through the installed console script. Shortened only where it trains or estimates
-(`--epochs 1`, `--k 5`; a completion model one baseline epoch and one of the CVAE) and, on a machine without CUDA, `--device cuda` becomes `--device cpu`.
+(`--epochs 1`, `--k 5`, `--subset 2000` images of each split; a completion model one baseline epoch
+and one of the CVAE) and, on a machine without CUDA, `--device cuda` becomes `--device cpu`.
 So the README cannot drift from the CLI."""
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def shortened(command: str) -> list[str]:
         arguments += " --epochs 1"
     if arguments.split()[:1] == ["compare"] and "--k" not in arguments:
         arguments += " --k 5"
+    if arguments.split()[:1] in (["train"], ["compare"]) and "--resume" not in arguments:
+        arguments += " --subset 2000"
     if not torch.cuda.is_available():
         arguments = re.sub(r"--device cuda(:\d+)?", "--device cpu", arguments)
     return arguments.split()

@@ -162,7 +162,8 @@ def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plo
 
     variant = ["--stochastic-layers", "2", "--prior", "vamp", "--posterior", "iaf", "--objective", "iwae",
                "--particles", "3", "--elbo", "trace", "--pseudo-inputs", "20", "--hidden-dims", "64",
-               "--z-dim", "8", "--top-z-dim", "4", "--device", "cpu", "--quiet", "--no-plot"]  # fmt: skip
+               "--z-dim", "8", "--top-z-dim", "4", "--device", "cpu", "--quiet", "--no-plot",
+               "--subset", "3000"]  # plumbing and exact resume: 3,000 training and test digits do  # fmt: skip
     env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path / "runs")}
     whole = run_cli("train", "--epochs", "2", "--out", tmp_path / "whole", *variant, env_extra=env)
     assert whole.returncode == 0, whole.stderr
