@@ -9,7 +9,8 @@ for 200,000). Then one `pyro-vae train` process per setting, one after the other
              also converts the array to (N, C, H, W) into the cache, --repeat runs read the cache
   in memory  PYRO_VAE_MEMORY_LIMIT=64G: the same images as one uint8 tensor
 
-Each child reports its peak resident memory (getrusage) and metrics.jsonl its seconds per epoch.
+Each child reports its peak resident memory (VmHWM: getrusage's ru_maxrss would carry the parent's
+peak over from the fork) and metrics.jsonl its seconds per epoch.
 
     python bench/mapped_data.py --images 200000 --dir /tmp/mapped-bench
 """
@@ -31,12 +32,13 @@ from pyro_vae.device import device_name
 
 RESULTS = Path(__file__).parent / "results"
 CHILD = """
-import resource, sys, time
+import sys, time
 started = time.perf_counter()
 from pyro_vae import Config, train
 run = train(Config(dataset=sys.argv[1], likelihood="continuous-bernoulli", epochs=1, hidden_dims=(128,), z_dim=32,
                    device="cpu"), out=sys.argv[2], quiet=True, echo=None)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, time.perf_counter() - started)
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # exec starts it afresh
+print(int(peak.split()[1]) * 1024, time.perf_counter() - started)
 """
 
 

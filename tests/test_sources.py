@@ -126,9 +126,13 @@ def test_a_source_goes_through_train_resume_evaluate_sample_and_plot(name, tmp_p
     assert [record["epoch"] for record in metrics] == [1, 2]
     held_out = "val_elbo" if "--validation" in options else "test_elbo"
     assert all(held_out in record and ({"val_elbo", "test_elbo"} - {held_out}).isdisjoint(record) for record in metrics)
-    code, out, err = run_main("evaluate", run, "--k", "5", "--json", "--no-fid", "--device", "cpu")
+    code, out, err = run_main("evaluate", run, "--k", "5", "--json", "--device", "cpu")
     assert code == 0, err
     result = json.loads(out)
+    if "--conditional" in options:  # the classifier is trained on this source, sized to its shape
+        assert result["fid"] > 0 and 0 <= result["digit_accuracy"] <= 1
+    else:  # no labels, no classifier: said, not a number
+        assert result["fid"] is None and "has no labels" in result["not_measured"]["fid"]
     total = 200 if "npy" in name or "folder" in name else 240
     assert result["n_images"] == round((total - 0) * 0.1)  # the held-out tenth; --validation takes training images
     pixels, log2 = np.prod(shape), np.log(2)  # bits per dimension are per subpixel, over C x H x W
@@ -155,6 +159,25 @@ def test_a_source_goes_through_train_resume_evaluate_sample_and_plot(name, tmp_p
         code, out, err = run_main("sample", "--run", run, "--class", "7", "--n", "10", "--out", by_index, "--device", "cpu")
         assert code == 0, err
         assert np.array_equal(np.load(by_index), samples)
+
+
+def test_semi_supervised_on_a_labelled_npz_keeps_balanced_labels_of_its_classes(tmp_path, digits):
+    """--labels N on a source of one's own: N / classes labels of each class, the classifier sized to
+    the source's classes and shape, evaluated and sampled by class name."""
+    source, run = make_colour_npz(tmp_path, digits), tmp_path / "semi"
+    code, out, err = run_main("train", "--dataset", source, "--conditional", "--labels", "50", "--image-size", "12",
+                              "--z-dim", "4", "--hidden-dims", "32", "--epochs", "1", "--device", "cpu", "--quiet",
+                              "--no-plot", "--out", run)  # fmt: skip
+    assert code == 0, err
+    labeled = json.loads((run / "labeled.json").read_text())["indices"]
+    data = load_data(load_run(run, device="cpu").config, CPU)
+    assert np.bincount(data.train.labels[labeled].numpy(), minlength=10).tolist() == [5] * 10
+    code, out, err = run_main("evaluate", run, "--k", "3", "--json", "--no-fid", "--device", "cpu")
+    assert code == 0, err
+    assert 0 <= json.loads(out)["classification_accuracy"] <= 1
+    code, out, err = run_main("sample", "--run", run, "--class", "zero", "--n", "4", "--out", tmp_path / "z.npy")
+    assert code == 0, err
+    assert np.load(tmp_path / "z.npy").shape == (4, 12, 12, 3)
 
 
 def test_completion_compare_and_leaderboard_on_a_folder_of_30x30_images(tmp_path, digits):
@@ -218,13 +241,18 @@ def write_smooth_images(path, count: int, shape=(3, 64, 64)) -> int:
 
 
 def peak_memory_of_training(path, out) -> int:
-    """Peak resident bytes of a child process that trains one epoch on ``path`` (memory limit 200 MB)."""
+    """Peak resident bytes of a child process that trains one epoch on ``path`` (memory limit 200 MB):
+    its VmHWM, which exec starts afresh (getrusage's ru_maxrss would carry this test process's own
+    peak over from the fork)."""
     script = (
-        "import resource, sys\n"
+        "def peak_resident_bytes():\n"
+        "    line = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+        "    return int(line.split()[1]) * 1024\n"
+        "import sys\n"
         "from pyro_vae import Config, train\n"
         "train(Config(dataset=sys.argv[1], likelihood='continuous-bernoulli', epochs=1, z_dim=2, hidden_dims=(8,),"
         " batch_size=64, device='cpu'), out=sys.argv[2], quiet=True, echo=None)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
+        "print(peak_resident_bytes())\n"
     )
     env = {**os.environ, "PYRO_VAE_MEMORY_LIMIT": "200M"}
     child = subprocess.run([sys.executable, "-c", script, str(path), str(out)], capture_output=True, text=True,
