@@ -223,7 +223,7 @@ def _read_torchvision(dataset: str, root: Path) -> Source:
     import torchvision
 
     if dataset == "cifar10":
-        where, files = root, "cifar-10-python.tar.gz or its unpacked cifar-10-batches-py/"
+        where, files = root, "cifar-10-batches-py/ (unpacked from cifar-10-python.tar.gz)"
         read = lambda train: lambda download: torchvision.datasets.CIFAR10(str(root), train=train, download=download)  # noqa: E731
     else:
         try:
@@ -271,7 +271,7 @@ def _as_nchw_uint8(chunk: np.ndarray, layout: str, where: str) -> torch.Tensor:
             raise PyroVAEError(f"{where}: float images must lie in [0, 1], found values from "
                                f"{np.nanmin(chunk):g} to {np.nanmax(chunk):g}")  # fmt: skip
         chunk = np.round(chunk * 255).astype(np.uint8)
-    tensor = torch.from_numpy(np.array(chunk))  # a copy: a chunk of a memory-mapped load is read-only
+    tensor = torch.from_numpy(np.array(chunk))  # a copy: a chunk read from bytes is read-only
     if layout == "NHW":
         return tensor.unsqueeze(1)
     return tensor.permute(0, 3, 1, 2) if layout == "NHWC" else tensor
