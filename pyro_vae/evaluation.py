@@ -204,7 +204,7 @@ def dequantize(grey: torch.Tensor | Split, seed: int) -> torch.Tensor | Split:
     return (torch.round(grey * 255) + noise) / 256
 
 
-def bits_per_dim(log_likelihood: float, dequantized: bool, pixels: int = 784) -> float:
+def bits_per_dim(log_likelihood: float, dequantized: bool, pixels: int) -> float:
     """-log2 P(x) / D over the D = C*H*W subpixels; with dequantization, the 8-bit image's bound:
     8 - E[log p(u)] / (D ln 2)."""
     log_probability = log_likelihood - (pixels * math.log(256) if dequantized else 0.0)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .checkpoint import weights_fingerprint
 from .config import Config, command_line
+from .data import MNIST_SHAPE
 from .evaluation import evaluate
 from .runs import Run, load_run, read_metrics
 
@@ -54,7 +55,7 @@ def variant_name(config: Config) -> str:
 
 def published_figure(config: Config) -> tuple[str | None, float | None]:
     """The comparable published figure, or (a note, None) where none is comparable."""
-    if config.dataset != "mnist" or config.image_shape != (1, 28, 28) or config.subset:
+    if config.dataset != "mnist" or config.image_shape != MNIST_SHAPE or config.subset:
         return f"the published figures are for all of MNIST at 28x28, not {Path(config.dataset).name}", None
     layers = config.stochastic_layers
     if config.posterior == "iaf":

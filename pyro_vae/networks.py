@@ -66,7 +66,7 @@ def conditioned_linear(layer: nn.Linear, hidden: torch.Tensor, condition: torch.
         W [h; c] + b = W_h h + (W_c c + b),
 
     each product over its own leading shape, then broadcast. For the semi-supervised model's
-    enumerated label, images (n, 784) against labels (10, 1, 10), the image part runs once instead
+    enumerated label, images (n, D) against labels (10, 1, 10), the image part runs once instead
     of once per label: the encoder's widest product shrinks tenfold."""
     width = hidden.shape[-1]
     return nn.functional.linear(hidden, layer.weight[:, :width]) + nn.functional.linear(

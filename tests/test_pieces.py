@@ -128,7 +128,7 @@ def test_bits_per_dim_exact_cases_through_the_evaluator():
         bounds, reconstruction, kl, _ = split_bounds(vae, images, torch.zeros(8, dtype=torch.int64), 5, 4)
         torch.testing.assert_close(bounds, torch.full((8,), expected_nats), atol=2e-3, rtol=0)
         assert kl == 0
-        assert bits_per_dim(bounds.mean().item(), dequantized) == pytest.approx(expected_bits, abs=1e-5)
+        assert bits_per_dim(bounds.mean().item(), dequantized, pixels=784) == pytest.approx(expected_bits, abs=1e-5)
 
 
 def test_networks_broadcast_a_condition_over_particle_dimensions():
