@@ -41,11 +41,6 @@ DEFAULT_MEMORY_LIMIT = 1 << 30  # a split larger than 1 GiB of uint8 stays on di
 CHUNK_VALUES = 1 << 20  # pixels per chunk of a pass over a split: 1,000 MNIST images, 85 of 64x64x3
 
 
-def class_names(dataset: str) -> tuple[str, ...]:
-    """The class names of a named source (see ``Config.class_names`` for any run's)."""
-    return NAMED_SOURCES[dataset][1] if dataset in NAMED_SOURCES else ()
-
-
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pyro-vae"
@@ -190,9 +185,6 @@ class ImageData:
         """Training images at ``index`` as floats on the device, freshly binarized for Bernoulli."""
         x = (split or self.train).batch(index)
         return binarize(x) if self.binarize_train else x
-
-
-MNISTData = ImageData  # the name before any image could come in
 
 
 def binarize(images: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from .data import Split, load_data
 from .checkpoint import weights_fingerprint
+from .classifier import classifier_available
 from .errors import PyroVAEError
 from .completion import mean_baseline_nll
 from .inference import classification_accuracy
@@ -220,7 +221,7 @@ def split_bounds(vae: VAE, images: Split | torch.Tensor, labels: torch.Tensor | 
         images = Split(images, labels if isinstance(labels, torch.Tensor) else torch.zeros(len(images), dtype=torch.int64))
     bounds, reconstruction, kl_mc, kl, kl_pyro = [], 0.0, 0.0, 0.0, 0.0
     for x, chunk_labels in images.chunks(batch_size):
-        y = None if labels is None or labels is False else vae.one_hot(chunk_labels.to(x.device))
+        y = None if labels is None else vae.one_hot(chunk_labels.to(x.device))
         log_weights, reconstructions = importance_weights(vae, x, y, k)
         bounds.append(iwae_bound(log_weights))
         reconstruction += reconstructions.mean(dim=1).sum().item()
@@ -296,10 +297,9 @@ def evaluate(
         from .classifier import digit_accuracy
 
         figures["digit_accuracy"] = sum(digit_accuracy(classifier, vae)) / run.config.num_classes
-    from .classifier import classifier_available
-
-    if classifier is None and classifier_available(run.config) and not vae.completion:
-        figures["not_measured"] = {"fid": classifier_available(run.config), "digit_accuracy": classifier_available(run.config)}
+    reason = classifier_available(run.config)
+    if classifier is None and reason and not vae.completion:
+        figures["not_measured"] = {"fid": reason, "digit_accuracy": reason}
     if vae.classifier:
         figures["classification_accuracy"] = classification_accuracy(vae, test)
     return Evaluation(
