@@ -15,7 +15,7 @@ from .options import ChoiceList, config_options, given
 @click.command("compare")
 @click.option("--likelihoods", type=ChoiceList(LIKELIHOODS), default=",".join(LIKELIHOODS), show_default=True)
 @click.option("--elbos", type=ChoiceList(ELBOS), default="analytic", show_default=True)
-@config_options("epochs", "hidden_dims", "z_dim", "dataset", "image_size", "channels", "test_fraction", "validation",
+@config_options("epochs", "hidden_dims", "z_dim", "network", "conv_channels", "dataset", "image_size", "channels", "test_fraction", "validation",
                 "subset", "device", "data_dir")
 @click.option("--k", type=click.IntRange(min=1), default=1000, show_default=True, help="IWAE draws per test image.")
 @click.option("--out", type=click.Path(file_okay=False), default="results/compare", show_default=True)

@@ -58,6 +58,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
     if result.log_likelihood_dequantized is not None:
         click.echo(f"  IWAE on dequantized 8-bit test images {result.log_likelihood_dequantized:10.3f}")
         click.echo(f"  bits per dimension (8-bit images)   {result.bits_per_dim:10.4f}")
+    elif result.likelihood == "discretized-logistic":
+        click.echo(f"  bits per dimension (8-bit images, exact likelihood) {result.bits_per_dim:10.4f}")
     else:
         click.echo(f"  bits per binary pixel        {result.bits_per_dim:10.4f}")
     active = f"{result.active_units} of {run.config.z_dim}"

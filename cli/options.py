@@ -42,7 +42,7 @@ class HiddenDimsType(click.ParamType):
         if isinstance(value, tuple):
             return value
         try:
-            widths = parse_hidden_dims(value)
+            widths = parse_hidden_dims(value, flag_of(param.name) if param is not None else "--hidden-dims")
         except PyroVAEError as error:
             self.fail(str(error), param, ctx)
         if any(width <= 0 for width in widths):
@@ -91,7 +91,7 @@ def param_type(field: dataclasses.Field):
     meta = field.metadata
     if field.name == "device":
         return DEVICE
-    if field.name == "hidden_dims":
+    if field.name in ("hidden_dims", "conv_channels"):
         return HIDDEN_DIMS
     if meta["choices"] is not None:
         return IntChoice(meta["choices"]) if meta["kind"] is int else click.Choice(meta["choices"])

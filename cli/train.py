@@ -15,8 +15,9 @@ from .options import config_options, flag_of, given
 
 @click.command("train")
 @config_options(
-    "epochs", "batch_size", "learning_rate", "seed", "z_dim", "hidden_dims", "activation", "dataset",
-    "image_size", "channels", "test_fraction", "validation", "subset", "likelihood", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "prior", "pseudo_inputs",
+    "epochs", "batch_size", "learning_rate", "seed", "z_dim", "hidden_dims", "activation", "network",
+    "conv_channels", "dataset",
+    "image_size", "channels", "test_fraction", "validation", "subset", "likelihood", "mixture", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "prior", "pseudo_inputs",
     "posterior", "flows", "stochastic_layers", "top_z_dim", "conditional", "labels", "classifier_weight", "label_scale",
     "label_every_layer", "visible_quadrants", "baseline_epochs", "init_from",
     "fast", "device", "data_dir",

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .errors import PyroVAEError
 
-LIKELIHOODS = ("bernoulli", "normal", "continuous-bernoulli")
+LIKELIHOODS = ("bernoulli", "normal", "continuous-bernoulli", "discretized-logistic")
+NETWORKS = ("mlp", "conv")
 ELBOS = ("analytic", "trace")
 ACTIVATIONS = ("elu", "relu", "gelu", "tanh", "softplus")
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn")  # by name; any other value is a path (data.py)
@@ -64,6 +65,10 @@ class Config:
     hidden_dims: tuple[int, ...] = hyper((512, 512), "MLP widths, comma-separated, e.g. 400 or 512,512.")
     activation: str = hyper("elu", "Hidden activation (ELU learned fastest, bench/activations.py).",
                             choices=ACTIVATIONS)  # fmt: skip
+    network: str = hyper("mlp", "mlp: fully connected layers of --hidden-dims; conv: 4x4 stride-2 convolutions "
+                                "of --conv-channels, for any image shape (networks.py).", choices=NETWORKS)
+    conv_channels: tuple[int, ...] = hyper((32, 64, 128), "--network conv: channels of each stride-2 convolution "
+                                                          "(each halves the side), comma-separated.")  # fmt: skip
     # the data
     dataset: str = hyper("mnist", "mnist, fashion-mnist, cifar10, svhn (torchvision's readers, under --data-dir), "
                                   "or a path: a folder of images (flat, or one subfolder per class) or a .npy "
@@ -85,8 +90,10 @@ class Config:
                                                 kind=tuple, derived=True)  # fmt: skip
     # the probabilistic model
     likelihood: str = hyper("bernoulli", "bernoulli: dynamically binarized pixels; normal (fixed scale) "
-                                         "and continuous-bernoulli: grey pixels in [0, 1].",
-                            choices=LIKELIHOODS)  # fmt: skip
+                                         "and continuous-bernoulli: densities of pixels in [0, 1]; "
+                                         "discretized-logistic: the probability of the 8-bit pixel values "
+                                         "(Salimans et al. 2017).", choices=LIKELIHOODS)  # fmt: skip
+    mixture: int = hyper(1, "discretized-logistic: logistic components per subpixel.", minimum=1, maximum=64)
     normal_scale: float = hyper(0.1, "Standard deviation of the normal likelihood, in pixel units.", positive=True)
     elbo: str = hyper("analytic", "analytic: TraceMeanField_ELBO, closed-form KL; trace: Trace_ELBO, "
                                   "Monte-Carlo KL.", choices=ELBOS)  # fmt: skip
@@ -145,6 +152,7 @@ class Config:
 
     def __post_init__(self):
         self.hidden_dims = tuple(self.hidden_dims)
+        self.conv_channels = tuple(self.conv_channels)
         if self.image_shape is not None:
             self.image_shape = tuple(self.image_shape)
         if self.class_names is not None:
@@ -177,6 +185,8 @@ class Config:
             check_value(field.name, getattr(self, field.name), field.metadata)
         if not self.hidden_dims or any(not _is_int(width) or width <= 0 for width in self.hidden_dims):
             raise PyroVAEError(f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}")
+        if not self.conv_channels or any(not _is_int(width) or width <= 0 for width in self.conv_channels):
+            raise PyroVAEError(f"conv_channels must be one or more positive integers, got {self.conv_channels!r}")
         if not self.dataset:
             raise PyroVAEError("dataset must be mnist, fashion-mnist, cifar10, svhn or a path, got an empty string")
         if self.image_size is not None and _parse_image_size(self.image_size) is None:
@@ -206,6 +216,9 @@ class Config:
                "TraceMeanField_ELBO's per-site closed-form KL does not apply")  # fmt: skip
         yield (self.stochastic_layers == 2 and self.conditional,
                "--stochastic-layers 2 with --conditional is not supported: the conditional VAE has one layer")
+        yield (self.mixture > 1 and self.likelihood != "discretized-logistic",
+               f"--mixture {self.mixture} is the discretized logistic's number of components; use it with "
+               f"--likelihood discretized-logistic")  # fmt: skip
         yield from self._semi_supervised_combinations()
         yield from self._completion_combinations()
 
@@ -247,29 +260,54 @@ class Config:
         if names is not None and (len(names) < 2 or not all(isinstance(name, str) for name in names)):
             raise PyroVAEError(f"class_names must be two or more names, got {names!r}")
 
+    @property
+    def decoder_outputs(self) -> int:
+        """Numbers the decoder gives per subpixel: one logit, or for the discretized logistic a location
+        and a log scale per component, plus the mixture's logits when it has several components."""
+        if self.likelihood != "discretized-logistic":
+            return 1
+        return 2 if self.mixture == 1 else 3 * self.mixture
+
     def network_parameters(self) -> int:
-        """Weights and biases of encoder plus decoder (with the label at every layer, an upper bound)."""
+        """Weights and biases of every network (with the label at every layer, an upper bound)."""
         pixels, classes = self.pixels, self.num_classes or 0
         label = classes if self.conditional else 0
-        encoder = [pixels, *self.hidden_dims, 2 * self.z_dim]
-        decoder = [self.z_dim, *reversed(self.hidden_dims), pixels]
-        networks = sum(
-            (width_in + label) * width_out + width_out
-            for widths in (encoder, decoder)
-            for width_in, width_out in zip(widths[:-1], widths[1:])
-        )
+        networks = self._reader_size(2 * self.z_dim, label) + self._generator_size(self.decoder_outputs, label)
         pseudo_inputs = self.pseudo_inputs * pixels if self.prior == "vamp" else 0
         flows = self.flows * 3 * (4 * self.z_dim) ** 2 if self.posterior == "iaf" else 0  # about
-        widths = [pixels, *self.hidden_dims, classes]
-        classifier = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) if self.labels is not None else 0
+        classifier = self._reader_size(classes, 0) if self.labels is not None else 0
         completion = 0
         if self.visible_quadrants is not None:  # the visible pixels at two inputs, a prior net, a baseline
-            prior_net = [pixels, *self.hidden_dims, 2 * self.z_dim]
             baseline = [pixels, *self.hidden_dims, pixels]
-            completion = pixels * (self.hidden_dims[0] + self.hidden_dims[-1]) + sum(
-                a * b + b for widths in (prior_net, baseline) for a, b in zip(widths[:-1], widths[1:])
+            first_layers = self.hidden_dims[0] + self.hidden_dims[-1] if self.network == "mlp" else (
+                self._smallest_map() + 16 * self.conv_channels[0])  # fmt: skip
+            completion = pixels * first_layers + self._reader_size(2 * self.z_dim, 0) + sum(
+                a * b + b for a, b in zip(baseline[:-1], baseline[1:])
             )
         return networks + pseudo_inputs + flows + classifier + completion
+
+    def _reader_size(self, out_dim: int, condition: int) -> int:
+        """Parameters of ``networks.image_network`` (x -> out_dim), a condition at every layer."""
+        if self.network == "conv":
+            channels = [self.image_shape[0], *self.conv_channels]
+            convs = sum(16 * a * b + b + condition * b for a, b in zip(channels[:-1], channels[1:]))
+            return convs + (self._smallest_map() + condition + 1) * out_dim
+        widths = [self.pixels, *self.hidden_dims, out_dim]
+        return sum((a + condition) * b + b for a, b in zip(widths[:-1], widths[1:]))
+
+    def _smallest_map(self) -> int:
+        """Values in the convolutional networks' smallest feature map (each layer halves a side, rounded up)."""
+        depth = len(self.conv_channels)
+        return self.conv_channels[-1] * math.prod(-(-side // 2**depth) for side in self.image_shape[1:])
+
+    def _generator_size(self, outputs: int, condition: int) -> int:
+        """Parameters of ``networks.image_generator`` (z -> outputs * C*H*W)."""
+        if self.network == "conv":
+            channels = [*reversed(self.conv_channels), outputs * self.image_shape[0]]
+            convs = sum(16 * a * b + b + condition * b for a, b in zip(channels[:-1], channels[1:]))
+            return (self.z_dim + condition + 1) * self._smallest_map() + convs
+        widths = [self.z_dim, *reversed(self.hidden_dims), outputs * self.pixels]
+        return sum((a + condition) * b + b for a, b in zip(widths[:-1], widths[1:]))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -359,14 +397,12 @@ def image_size_of(config: Config) -> tuple[int, int] | None:
     return None if config.image_size is None else _parse_image_size(config.image_size)
 
 
-def parse_hidden_dims(text: str) -> tuple[int, ...]:
-    """'512,512' -> (512, 512); the CLI's spelling of the hidden widths."""
+def parse_hidden_dims(text: str, flag: str = "--hidden-dims") -> tuple[int, ...]:
+    """'512,512' -> (512, 512); the CLI's spelling of the hidden widths (and of --conv-channels)."""
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise PyroVAEError(
-            f"--hidden-dims takes comma-separated integers such as 400 or 512,512, got {text!r}"
-        ) from None
+        raise PyroVAEError(f"{flag} takes comma-separated integers such as 400 or 512,512, got {text!r}") from None
 
 
 def replace(config: Config, **changes) -> Config:

@@ -28,6 +28,7 @@ from .classifier import classifier_available
 from .errors import PyroVAEError
 from .completion import mean_baseline_nll
 from .inference import classification_accuracy
+from .likelihoods import is_discrete
 from .model import VAE
 from .objectives import particle_log_weights
 from .runs import Run
@@ -54,7 +55,8 @@ class Evaluation:
     elbo_spread_analytic: float
     conditional: bool
     likelihood: str
-    bits_per_dim: float  # bernoulli: of the binarized image; continuous: of the dequantized 8-bit image
+    bits_per_dim: float  # bernoulli: of the binarized image; discretized-logistic: of the 8-bit image;
+    # continuous: a bound for the 8-bit image, through dequantization
     gradient_variance_trace: float  # total variance of the per-image ELBO gradient, Trace_ELBO
     gradient_variance_trace_stderr: float
     gradient_variance_analytic: float  # the same under TraceMeanField_ELBO
@@ -253,12 +255,13 @@ def evaluate(
     ``classifier`` (if given) measures the digit accuracy of its samples. An image-completion run is
     scored as log p(x_hidden | x_visible): the same IWAE bound, the recognition network q(z | x, c)
     the proposal, p(z | c) p(x_hidden | z, c) the joint; its baseline exactly. A continuous likelihood
-    is also scored on the dequantized 8-bit test images, giving bits per dimension."""
+    is also scored on the dequantized 8-bit test images, giving bits per dimension; the discretized
+    logistic's log p(x) is already the 8-bit image's, so its bits per dimension come from it directly."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise PyroVAEError(f"--k must be a positive integer (the number of importance samples), got {k!r}")
     started = time.perf_counter()
     vae = run.vae.eval()
-    binary = run.config.likelihood == "bernoulli"
+    discrete = is_discrete(run.config)  # its log p(x) is of the stored values: no dequantization
     data = load_data(run.config, run.device, data_dir=data_dir)
     test = data.test
     batch_size = batch_size or images_per_batch(k, run.device)
@@ -277,7 +280,7 @@ def evaluate(
         variance, stderr = gradient_variance(vae.model, vae.guide, vae.parameters(), x, y, estimator)
         figures[f"gradient_variance_{name}"], figures[f"gradient_variance_{name}_stderr"] = variance, stderr
     pixels = run.config.pixels
-    if binary:
+    if discrete:
         figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False, pixels=pixels)
     else:
         dequantized = split_bounds(vae, dequantize(test, seed), scored_labels, k, batch_size)[0]

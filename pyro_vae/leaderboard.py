@@ -50,7 +50,8 @@ def variant_name(config: Config) -> str:
         parts.append(f"beta {config.beta:g}")
     if config.init_from:
         parts.append(f"fine-tuned at lr {config.learning_rate:g}")
-    return "VAE" + ("" if not parts else " + " + " + ".join(parts))
+    network = "conv VAE" if config.network == "conv" else "VAE"
+    return network + ("" if not parts else " + " + " + ".join(parts))
 
 
 def published_figure(config: Config) -> tuple[str | None, float | None]:
@@ -58,6 +59,8 @@ def published_figure(config: Config) -> tuple[str | None, float | None]:
     if config.dataset != "mnist" or config.image_shape != MNIST_SHAPE or config.subset:
         return f"the published figures are for all of MNIST at 28x28, not {Path(config.dataset).name}", None
     layers = config.stochastic_layers
+    if config.network == "conv":
+        return "the published figures are for MLP networks: compare with the MLP row of the same recipe", None
     if config.posterior == "iaf":
         return "Kingma et al. 2016 report IAF with convolutional ResNets only (about 79-80 nats)", None
     if config.prior == "vamp":
@@ -125,6 +128,8 @@ def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = 
         "command": _command(Path(run_dir), run.config),
         "epochs": epochs,
         "train_seconds": seconds,
+        "network": run.config.network,
+        "seconds_per_epoch": seconds / epochs if epochs else None,
         "device": (metrics[-1].get("device") if metrics else None) or "cpu",
         "k": k,
         "elbo": result["elbo"],
@@ -157,8 +162,8 @@ def _command(run_dir: Path, config: Config) -> str:
 def markdown_table(rows: list[dict]) -> str:
     ordered = sorted(rows, key=lambda row: -row["log_likelihood"])
     lines = [
-        "| variant | test NLL (nats, IWAE k) | ELBO | active units | FID | epochs | training | paper NLL |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | test NLL (nats, IWAE k) | ELBO | active units | FID | epochs | training | s/epoch | paper NLL |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in ordered:
         paper = f"{row['paper_nll']:.2f} ({row['paper']})" if row["paper_nll"] is not None else (row["paper"] or "")
@@ -168,10 +173,15 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(
             f"| {row['variant']} | **{-row['log_likelihood']:.2f}** ± {row['log_likelihood_se']:.2f} (k={row['k']}) "
             f"| {row['elbo']:.2f} | {row['active_units']} | {fid} | {row['epochs']} "
-            f"| {row['train_seconds'] / 60:.1f} min on {row['device']} | {paper} |"
+            f"| {row['train_seconds'] / 60:.1f} min on {row['device']} | {_per_epoch(row)} | {paper} |"
         )
     lines += ["", "Commands:", ""] + [f"- {row['variant']}: `{row['command']}`" for row in ordered]
     return "\n".join(lines) + "\n"
+
+
+def _per_epoch(row: dict) -> str:
+    seconds = row.get("seconds_per_epoch") or (row["train_seconds"] / row["epochs"] if row["epochs"] else None)
+    return "-" if seconds is None else f"{seconds:.1f}"
 
 
 def write_leaderboard(rows: list[dict], out: Path) -> list[Path]:

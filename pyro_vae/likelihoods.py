@@ -6,11 +6,20 @@ against it).
     normal:                x_i ~ N(sigmoid(f_i(z)), normal_scale^2)  for grey pixels in [0, 1]
     continuous-bernoulli:  x_i ~ CB(sigmoid(f_i(z)))                 for grey pixels in [0, 1]
 
+    discretized-logistic:  x_i ~ DLogistic(mu_i(z), s_i(z))         for 8-bit pixels (a probability)
+
 The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019) is the Bernoulli's form
 lambda^x (1 - lambda)^(1 - x) normalized into a density on [0, 1] by C(lambda).
+
+The discretized logistic (Salimans et al. 2017, PixelCNN++, eq. 2) gives each of the 256 levels of a
+subpixel the mass a logistic puts on its bin, so its log-probability is that of the 8-bit image itself:
+bits per dimension need no dequantization bound (``DiscretizedLogistic``). The decoder gives
+``Config.decoder_outputs`` numbers per subpixel, each kind a block of C*H*W.
 """
 
 from __future__ import annotations
+
+import math
 
 import pyro.distributions as dist
 import torch
@@ -41,6 +50,82 @@ class BernoulliLogits(dist.Bernoulli):
         return value * self.logits - softplus(self.logits)
 
 
+# PixelCNN++'s floor on log s: a narrower logistic than e^-7 (1/1100 of the [-1, 1] range, a
+# seventh of a bin) puts all its mass in one bin already
+MIN_LOG_SCALE = -7.0
+BIN_HALF_WIDTH = 1 / 255  # on [-1, 1] the 256 levels are 2/255 apart
+
+
+class DiscretizedLogistic(dist.TorchDistribution):
+    """The discretized logistic (mixture) of PixelCNN++ (Salimans et al. 2017, eq. 2), one per subpixel.
+
+    A pixel x in {0, 1/255, ..., 1} is mapped to v = 2x - 1 in [-1, 1], and with sigma the logistic
+    sigmoid, a location mu and a scale s,
+
+        P(v) = sigma((v + 1/255 - mu) / s) - sigma((v - 1/255 - mu) / s)     for -1 < v < 1,
+        P(-1) = sigma((-1 + 1/255 - mu) / s),       P(1) = 1 - sigma((1 - 1/255 - mu) / s):
+
+    the two edge bins take the tails, so the 256 probabilities sum to 1 (tests/test_math.py). With N
+    components, P(v) = sum_k pi_k P_k(v), pi = softmax(logits). Where a bin's mass is below 1e-5 the
+    difference of sigmoids loses its digits, and PixelCNN++ takes the density at the bin's centre
+    times its width 2/255 instead. Parameters (..., subpixels, N); batch shape (..., subpixels)."""
+
+    arg_constraints = {}
+    support = dist.constraints.unit_interval
+    has_rsample = False
+
+    def __init__(self, logits: torch.Tensor, locs: torch.Tensor, log_scales: torch.Tensor, validate_args=None):
+        self.logits, self.locs = logits, locs
+        self.log_scales = log_scales.clamp(min=MIN_LOG_SCALE)
+        super().__init__(locs.shape[:-1], validate_args=validate_args)
+
+    @classmethod
+    def from_decoder(cls, decoder_output: torch.Tensor, mixture: int) -> DiscretizedLogistic:
+        """Decoder output (..., K * subpixels) in blocks [logits,] locs, log scales, each (N, subpixels)."""
+        kinds = 2 if mixture == 1 else 3
+        subpixels = decoder_output.shape[-1] // (kinds * mixture)
+        blocks = decoder_output.reshape(*decoder_output.shape[:-1], kinds, mixture, subpixels).movedim(-2, -1)
+        if mixture == 1:
+            locs, log_scales = blocks.unbind(-3)
+            return cls(torch.zeros_like(locs), locs, log_scales)
+        return cls(*blocks.unbind(-3))
+
+    def expand(self, batch_shape, _instance=None):
+        shape = torch.Size(batch_shape) + self.locs.shape[-1:]
+        return DiscretizedLogistic(self.logits.expand(shape), self.locs.expand(shape), self.log_scales.expand(shape))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        v = (2 * value - 1).unsqueeze(-1)
+        centered, inverse_scale = v - self.locs, torch.exp(-self.log_scales)
+        upper, lower = inverse_scale * (centered + BIN_HALF_WIDTH), inverse_scale * (centered - BIN_HALF_WIDTH)
+        log_cdf_upper = upper - softplus(upper)  # log sigma(u), the lowest bin
+        log_survival_lower = -softplus(lower)  # log(1 - sigma(l)), the highest bin
+        mass = torch.sigmoid(upper) - torch.sigmoid(lower)
+        middle = inverse_scale * centered
+        log_density_middle = middle - self.log_scales - 2 * softplus(middle)  # log of the logistic density at v
+        inner = torch.where(mass > 1e-5, torch.log(mass.clamp(min=1e-12)), log_density_middle + math.log(2 * BIN_HALF_WIDTH))
+        log_bins = torch.where(v < -0.999, log_cdf_upper, torch.where(v > 0.999, log_survival_lower, inner))
+        return torch.logsumexp(log_bins + torch.log_softmax(self.logits, dim=-1), dim=-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """E[x] in [0, 1], each component's location clipped to [-1, 1] (the edge bins take the tails):
+        exact as s -> 0, a picture's mean rather than the exact mean for wide components."""
+        weights = torch.softmax(self.logits, dim=-1)
+        return ((weights * self.locs.clamp(-1, 1)).sum(-1) + 1) / 2
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        """A component, then mu + s log(u / (1 - u)), clipped to [-1, 1] and rounded to its level."""
+        shape = torch.Size(sample_shape) + self.locs.shape
+        with torch.no_grad():
+            component = dist.Categorical(logits=self.logits).sample(sample_shape).unsqueeze(-1)
+            locs = self.locs.expand(shape).gather(-1, component).squeeze(-1)
+            scales = self.log_scales.expand(shape).gather(-1, component).squeeze(-1).exp()
+            uniform = torch.rand_like(locs).clamp(1e-5, 1 - 1e-5)
+            v = (locs + scales * (torch.log(uniform) - torch.log1p(-uniform))).clamp(-1, 1)
+            return torch.round((v + 1) / 2 * 255) / 255
+
+
 def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch.Tensor | None = None) -> dist.Distribution:
     """p(x | z) over the C*H*W pixels (see the module's docstring), batch shape that of the logits;
     with a boolean ``mask`` (C*H*W,), only the pixels where it is True are scored (image completion)."""
@@ -48,6 +133,8 @@ def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch
         pixels = BernoulliLogits(logits=decoder_output)
     elif config.likelihood == "continuous-bernoulli":
         pixels = dist.ContinuousBernoulli(logits=decoder_output)
+    elif config.likelihood == "discretized-logistic":
+        pixels = DiscretizedLogistic.from_decoder(decoder_output, config.mixture)
     else:
         pixels = dist.Normal(torch.sigmoid(decoder_output), config.normal_scale)
     return (pixels if mask is None else pixels.mask(mask)).to_event(1)
@@ -58,7 +145,15 @@ def pixel_mean(decoder_output: torch.Tensor, config: Config) -> torch.Tensor:
     lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) is not its parameter lambda."""
     if config.likelihood == "continuous-bernoulli":
         return dist.ContinuousBernoulli(logits=decoder_output).mean
+    if config.likelihood == "discretized-logistic":
+        return DiscretizedLogistic.from_decoder(decoder_output, config.mixture).mean
     return torch.sigmoid(decoder_output)
+
+
+def is_discrete(config: Config) -> bool:
+    """True where log p(x | z) is a probability of the stored pixel values (binarized, or 8-bit for
+    the discretized logistic), so bits per dimension need no dequantization."""
+    return config.likelihood in ("bernoulli", "discretized-logistic")
 
 
 def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor, config: Config):
@@ -67,7 +162,10 @@ def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor,
     bernoulli:  sum_i x_i * l_i - log(1 + exp(l_i))                        (l = logits)
     normal:     sum_i -(x_i - m_i)^2 / (2 s^2) - log s - log(2 pi) / 2     (m = sigmoid(l))
     continuous-bernoulli: the bernoulli term plus sum_i log C(sigmoid(l_i)), C from torch
+    discretized-logistic: sum_i log P(x_i), ``DiscretizedLogistic`` (itself written out by hand)
     """
+    if config.likelihood == "discretized-logistic":
+        return DiscretizedLogistic.from_decoder(decoder_output, config.mixture).log_prob(x).sum(-1)
     if config.likelihood in ("bernoulli", "continuous-bernoulli"):
         bernoulli_form = (x * decoder_output - softplus(decoder_output)).sum(-1)
         if config.likelihood == "bernoulli":

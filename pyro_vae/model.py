@@ -43,7 +43,7 @@ from .errors import PyroVAEError
 from .likelihoods import pixel_distribution, pixel_mean
 from .completion import Completion
 from .data import one_hot
-from .networks import Decoder, Encoder
+from .networks import Decoder, Encoder, image_generator, image_network
 from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
 from .priors import prior_for
 
@@ -73,11 +73,11 @@ class VAE(nn.Module):
             # an image condition enters each network's first layer only: C*H*W more inputs per layer
             # would triple the networks for what the first layer can already pass on
             condition_every_layer=config.label_every_layer and not completion,
-            activation=config.activation,
+            condition_is_image=completion,
         )
         self.latent_posterior = posterior_for(config)
-        self.encoder = Encoder(pixels, config.hidden_dims, self.latent_posterior.encoder_outputs(), **shared)
-        self.decoder = Decoder(config.z_dim, config.hidden_dims, pixels, **shared)
+        self.encoder = Encoder(image_network(config, self.latent_posterior.encoder_outputs(), **shared))
+        self.decoder = Decoder(image_generator(config, config.z_dim, config.decoder_outputs, **shared))
         two_layers = config.stochastic_layers == 2
         top_dim = config.top_z_dim if two_layers else config.z_dim
         self.latent_prior = prior_for(config, top_dim)
@@ -86,11 +86,9 @@ class VAE(nn.Module):
         self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim)] if two_layers else [])
         self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim)] if two_layers else [])
         self.top_site = "z_top" if two_layers else "z"
-        # Semi-supervised: the classifier q(y | x), an MLP as wide as the encoder.
+        # Semi-supervised: the classifier q(y | x), a network of the encoder's kind and size.
         semi_supervised = config.labels is not None
-        self.classifier = nn.ModuleList(
-            [Encoder(pixels, config.hidden_dims, classes, activation=config.activation)] if semi_supervised else []
-        )  # fmt: skip
+        self.classifier = nn.ModuleList([Encoder(image_network(config, classes))] if semi_supervised else [])
         # Image completion: the visible mask and the baseline network.
         self.completion = nn.ModuleList(
             [Completion(config.visible_quadrants, config.image_shape, config.hidden_dims, config.activation)] if completion else []

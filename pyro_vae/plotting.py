@@ -116,9 +116,15 @@ def caption(run) -> str:
     start = f" from {Path(config.init_from).name}'s weights" if config.init_from else ""
     return (
         f"run {run.path.name}: {kind} on {_source_name(config)}, {config.likelihood} likelihood, {config.elbo} ELBO\n"
-        f"z={config.z_dim}, hidden {','.join(map(str, config.hidden_dims))}, "
+        f"z={config.z_dim}, {_networks(config)}, "
         f"{done} epochs{start} at lr {config.learning_rate:g}, seed {config.seed}"
     )
+
+
+def _networks(config) -> str:
+    if config.network == "conv":
+        return f"conv channels {','.join(map(str, config.conv_channels))}"
+    return f"hidden {','.join(map(str, config.hidden_dims))}"
 
 
 def _source_name(config) -> str:

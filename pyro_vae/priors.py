@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import PyroVAEError
-from .networks import ConditionedMLP
+from .networks import image_network
 
 
 class StandardNormal(nn.Module):
@@ -108,7 +108,7 @@ class ConditionalPrior(nn.Module):
     """The prior network of a conditional model whose condition is an image (Sohn et al. 2015):
 
         p(z | c) = N(z; mu_p(c), diag sigma_p(c)^2),
-        sigma_p(c) = MIN_SCALE + softplus(s(c)),   (mu_p, s) from an MLP of c,
+        sigma_p(c) = MIN_SCALE + softplus(s(c)),   (mu_p, s) from a network of c (the encoder's kind),
 
     with c the visible pixels and the baseline's guess for the hidden ones (completion.py). Unlike
     N(0, I) it tells the decoder which completions the visible part allows.
@@ -121,10 +121,10 @@ class ConditionalPrior(nn.Module):
 
     MIN_SCALE = 0.5
 
-    def __init__(self, condition_dim: int, hidden_dims: tuple[int, ...], z_dim: int, activation: str):
+    def __init__(self, config, z_dim: int):
         super().__init__()
         self.z_dim = z_dim
-        self.net = ConditionedMLP(condition_dim, hidden_dims, 2 * z_dim, activation=activation)
+        self.net = image_network(config, 2 * z_dim)
 
     def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
         if condition is None:
@@ -139,7 +139,7 @@ def prior_for(config, z_dim: int) -> nn.Module:
     """The prior piece ``config.prior`` names (for image completion, the prior network), over the
     top latent of ``z_dim`` dimensions."""
     if config.visible_quadrants is not None:
-        return ConditionalPrior(config.pixels, config.hidden_dims, z_dim, config.activation)
+        return ConditionalPrior(config, z_dim)
     if config.prior == "vamp":
         return VampPrior(config.pseudo_inputs, config.pixels)
     return StandardNormal(z_dim)

@@ -14,7 +14,8 @@ Sources (``Config.dataset``):
   numbered set keeps its order.
 - a ``.npy`` array (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3, uint8 0-255 or float in
   [0, 1]; or a ``.npz`` holding ``images`` like that and optionally ``labels`` (N,) and
-  ``class_names``.
+  ``class_names``, and ``test_images`` (with ``test_labels`` where there are labels) as its own test
+  split.
 
 ``--image-size`` resizes (bilinear, antialiased) and ``--channels`` converts (grey to colour by
 repetition, colour to grey by ITU-R 601 luma, as Pillow does), once, on load. A folder, and an array
@@ -333,22 +334,42 @@ def _read_npz(path: Path) -> Source:
         images = archive["images"]
         labels = archive["labels"] if "labels" in names else None
         class_names = tuple(str(name) for name in archive["class_names"]) if "class_names" in names else None
+        test_images = archive["test_images"] if "test_images" in names else None
+        test_labels = archive["test_labels"] if "test_labels" in names else None
     except PyroVAEError:
         raise
     except Exception as error:
         raise PyroVAEError(f"{path} is not a readable .npz archive: {type(error).__name__}: {error}".splitlines()[0]) from None
-    layout = _layout(images.shape, str(path))
-    _check_dtype(images.dtype, str(path))
-    if images.shape[0] == 0:
-        raise PyroVAEError(f"{path} holds no images (shape {tuple(images.shape)})")
-    tensor = torch.cat([_as_nchw_uint8(images[start : start + CHUNK], layout, str(path))
-                        for start in range(0, images.shape[0], CHUNK)])  # fmt: skip
+    tensor, shape = _npz_images(images, str(path))
     labels, class_names = _check_labels(labels, images.shape[0], class_names, str(path))
-    return Source(tensor, labels, None, None, _shape_of(images.shape, layout), class_names)
+    if test_images is None:
+        return Source(tensor, labels, None, None, shape, class_names)
+    test_tensor, test_shape = _npz_images(test_images, f"{path} (test_images)")
+    if test_shape != shape:
+        raise PyroVAEError(f"{path}: test_images are {'x'.join(map(str, test_shape))}, images "
+                           f"{'x'.join(map(str, shape))}; both splits need one shape")  # fmt: skip
+    if (test_labels is None) != (labels is None):
+        raise PyroVAEError(f"{path}: give labels and test_labels together, or neither")
+    if test_labels is not None:
+        test_labels, _ = _check_labels(test_labels, test_images.shape[0], class_names, f"{path} (test_labels)",
+                                       every_class=False)  # fmt: skip
+    return Source(tensor, labels, test_tensor, test_labels, shape, class_names)
 
 
-def _check_labels(labels, count: int, class_names, where: str):
-    """(labels as int64, class names): one integer label per image, from 0, every class present."""
+def _npz_images(images, where: str):
+    """One array of an .npz as uint8 (N, C, H, W) and its (C, H, W)."""
+    layout = _layout(images.shape, where)
+    _check_dtype(images.dtype, where)
+    if images.shape[0] == 0:
+        raise PyroVAEError(f"{where} holds no images (shape {tuple(images.shape)})")
+    tensor = torch.cat([_as_nchw_uint8(images[start : start + CHUNK], layout, where)
+                        for start in range(0, images.shape[0], CHUNK)])  # fmt: skip
+    return tensor, _shape_of(images.shape, layout)
+
+
+def _check_labels(labels, count: int, class_names, where: str, every_class: bool = True):
+    """(labels as int64, class names): one integer label per image, from 0, every class present
+    (a test split, ``every_class`` False, may lack some)."""
     if labels is None:
         if class_names:
             raise PyroVAEError(f"{where} has class_names but no labels")
@@ -366,7 +387,7 @@ def _check_labels(labels, count: int, class_names, where: str):
     names = class_names or tuple(str(index) for index in range(classes))
     if classes < 2:
         raise PyroVAEError(f"{where}: the labels name one class only; labels need two or more")
-    if (counts == 0).any():
+    if every_class and (counts == 0).any():
         empty = int(np.flatnonzero(counts == 0)[0])
         raise PyroVAEError(f"{where}: class {names[empty]!r} (label {empty}) has no images")
     return torch.from_numpy(labels.astype(np.int64)), tuple(names)

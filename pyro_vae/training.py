@@ -70,7 +70,7 @@ def train(
         # A new piece starts fresh; so do the encoder outputs a new posterior adds (an IAF's context).
         load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for",
                      new_pieces=("latent_prior", "latent_posterior", "downward", "upward", "classifier", "completion"),
-                     grown_outputs=(f"encoder.net.layers.{len(vae.encoder.net.layers) - 1}",))  # fmt: skip
+                     grown_outputs=(f"encoder.net.{vae.encoder.net.output_layer}",))  # fmt: skip
     vae.to(device)
     run_dir = new_run_dir(config, out)
     config.save_json(run_dir / CONFIG_NAME)

@@ -107,6 +107,8 @@ def bad_sources(tmp_path_factory):
     np.savez(base / "labels.npz", images=images, labels=np.zeros(4, np.int64))
     np.savez(base / "unlabelled.npz", images=images)
     np.savez(base / "empty-class.npz", images=images, labels=np.array([0, 0, 0, 2, 2, 2]), class_names=np.array(["a", "b", "c"]))
+    np.savez(base / "test-shape.npz", images=images, test_images=np.zeros((3, 9, 8), np.uint8))
+    np.savez(base / "test-labels.npz", images=images, labels=np.arange(6) % 2, test_images=images[:2])
     labelled = np.stack([digit, digit.T] * 20)
     np.savez(base / "two-classes.npz", images=labelled, labels=np.arange(40) % 2, class_names=np.array(["rows", "columns"]))
     return base
@@ -219,6 +221,21 @@ BAD_INPUTS = {
     "a test fraction of one": (["train", "--test-fraction", "1", "--out", "{tmp}/r"], "--test-fraction"),
     "a validation split as large as training": (["train", "--dataset", "{src}/two-classes.npz", "--validation", "36",
                                                  "--out", "{tmp}/r"], "--validation"),  # fmt: skip
+    "an .npz test split of another shape": (["train", "--dataset", "{src}/test-shape.npz", "--out", "{tmp}/r"],
+                                            "one shape"),  # fmt: skip
+    "an .npz with labels but no test labels": (["train", "--dataset", "{src}/test-labels.npz", "--out", "{tmp}/r"],
+                                               "test_labels together"),  # fmt: skip
+    "conv channels that are no widths": (["train", "--network", "conv", "--conv-channels", "32,x", "--out", "{tmp}/r"],
+                                         "--conv-channels"),  # fmt: skip
+    "conv channels of zero": (["train", "--network", "conv", "--conv-channels", "32,0", "--out", "{tmp}/r"],
+                              "positive"),  # fmt: skip
+    "an unknown network": (["train", "--network", "resnet", "--out", "{tmp}/r"], "--network"),
+    "a mixture without the discretized logistic": (["train", "--mixture", "3", "--out", "{tmp}/r"],
+                                                   "--likelihood discretized-logistic"),  # fmt: skip
+    "a mixture of zero components": (["train", "--likelihood", "discretized-logistic", "--mixture", "0",
+                                      "--out", "{tmp}/r"], "--mixture"),  # fmt: skip
+    "conv networks of more than the parameter limit": (["train", "--network", "conv", "--conv-channels", "4096,4096",
+                                                        "--out", "{tmp}/r"], "parameters, more than"),  # fmt: skip
     "an image size of zero": (["train", "--image-size", "0", "--out", "{tmp}/r"], "--image-size"),
     "an image size that is no size": (["train", "--image-size", "big", "--out", "{tmp}/r"], "--image-size"),
     "two channels": (["train", "--channels", "2", "--out", "{tmp}/r"], "--channels"),

@@ -6,6 +6,7 @@ These are the slow checks (marked ``slow``); CI runs them all.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -124,17 +125,20 @@ def test_evaluate_is_determined_by_its_seed(cvae_run, data_root):
 
 def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data_root):
     out = tmp_path / "compare"
-    arguments = ["compare", "--likelihoods", "bernoulli,continuous-bernoulli", "--epochs", "1",
+    arguments = ["compare", "--likelihoods", "bernoulli,continuous-bernoulli,discretized-logistic", "--epochs", "1",
                  "--hidden-dims", "64", "--z-dim", "4", "--k", "5", "--device", "cpu", "--out", out]
     result = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
     assert result.returncode == 0, result.stderr
     records = json.loads((out / "compare.json").read_text())
-    assert [r["variant"] for r in records] == ["bernoulli-analytic", "continuous-bernoulli-analytic"]
-    bernoulli, continuous = records
+    assert [r["variant"] for r in records] == ["bernoulli-analytic", "continuous-bernoulli-analytic",
+                                               "discretized-logistic-analytic"]  # fmt: skip
+    bernoulli, continuous, logistic = records
+    assert logistic["log_likelihood_dequantized"] is None  # its log P is of the 8-bit image already
+    assert logistic["bits_per_dim"] == pytest.approx(-logistic["log_likelihood"] / (784 * math.log(2)))
     assert bernoulli["log_likelihood"] < 0 and 0 < bernoulli["bits_per_dim"] < 1  # binary pixels
     assert continuous["log_likelihood_dequantized"] is not None and 0 < continuous["bits_per_dim"] < 8
     table = (out / "compare.md").read_text()
-    assert "bernoulli-analytic" in table and "compare with neither" in table
+    assert "bernoulli-analytic" in table and "compare with none of them" in table
     with Image.open(out / "compare.png") as image:
         assert image.size[0] > 400 and np.asarray(image.convert("L")).std() > 10
     again = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})

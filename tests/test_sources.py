@@ -287,3 +287,16 @@ def test_training_from_an_array_on_disk_never_holds_it(tmp_path):
     control = peak_memory_of_training(tmp_path / "small.npy", tmp_path / "small")
     report = f"peak {peak / 2**20:.0f} MiB, 2,000 images {control / 2**20:.0f} MiB, array {size / 2**20:.0f} MiB"
     assert peak < size and peak - control < size / 4, report
+
+
+def test_an_npz_with_test_images_is_its_own_split(tmp_path, digits):
+    """`test_images` (and `test_labels`) in an .npz are the test split as given: nothing is held out."""
+    (train_images, train_labels), (test_images, test_labels) = digits
+    path = tmp_path / "split.npz"
+    np.savez(path, images=train_images[:120], labels=train_labels[:120], test_images=test_images[:50],
+             test_labels=test_labels[:50], class_names=np.array(NAMES))  # fmt: skip
+    data = load_data(Config(dataset=str(path), test_fraction=0.5, likelihood="discretized-logistic"), CPU)
+    assert len(data.train) == 120 and len(data.test) == 50
+    assert torch.equal(data.test.labels, torch.as_tensor(test_labels[:50], dtype=torch.int64))
+    expected = torch.as_tensor(test_images[:50]).reshape(50, -1).float().div(255)  # 8-bit, not binarized
+    assert torch.equal(data.test.batch(torch.arange(50)), expected)

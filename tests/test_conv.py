@@ -1,0 +1,204 @@
+"""Convolutional networks (``--network conv``) and the discretized logistic likelihood: shapes for any
+(C, H, W), the parameter count the config promises, the 256 probabilities of a subpixel summing to 1,
+the log-probability against the logistic CDF written out in float64, and every piece composed with the
+conv networks through the real CLI on real MNIST and on a colour array of an odd size."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_main
+from pyro_vae import Config, VAE
+from pyro_vae.checkpoint import load_checkpoint
+from pyro_vae.likelihoods import BIN_HALF_WIDTH, DiscretizedLogistic, pixel_distribution
+from pyro_vae.networks import ConvDecoder, ConvEncoder
+
+LEVELS = torch.arange(256, dtype=torch.float64) / 255
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 13, 17), (3, 5, 7), (1, 64, 48)], ids=str)
+def test_conv_networks_fit_any_image_shape(shape):
+    """Padded to what three stride-2 layers need and cropped back: x (n, C*H*W) -> (n, out), z -> (n,
+    outputs * C*H*W); an enumerated label (10, 1, 10) against n images gives (10, n, ...)."""
+    pixels = math.prod(shape)
+    encoder = ConvEncoder(shape, (4, 8, 8), out_dim=6, condition_dim=10)
+    decoder = ConvDecoder(3, (4, 8, 8), shape, outputs=2, condition_dim=10)
+    x, labels = torch.rand(5, pixels), torch.eye(10)[:, None, :]
+    assert encoder(x, labels[:1, 0].expand(5, 10)).shape == (5, 6)
+    assert encoder(x, labels).shape == (10, 5, 6)
+    assert decoder(torch.randn(2, 5, 3), labels[:1]).shape == (2, 5, 2 * pixels)
+
+
+def test_an_enumerated_label_runs_the_image_part_once_and_matches_one_label_at_a_time():
+    torch.manual_seed(0)
+    encoder = ConvEncoder((1, 12, 12), (4, 8), out_dim=3, condition_dim=10)
+    x, labels = torch.rand(4, 144), torch.eye(10)
+    together = encoder(x, labels[:, None, :])
+    for digit in range(10):
+        assert torch.allclose(together[digit], encoder(x, labels[digit].expand(4, 10)), atol=1e-6)
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"conditional": True}, {"conditional": True, "label_every_layer": False},
+    {"likelihood": "discretized-logistic", "mixture": 5, "image_shape": (3, 13, 17)},
+    {"prior": "vamp", "pseudo_inputs": 7}, {"conditional": True, "labels": 100},
+    {"visible_quadrants": 2},
+], ids=str)  # fmt: skip
+def test_config_counts_the_conv_parameters_it_refuses_on(changes):
+    """``network_parameters`` is what the refusal of oversized networks reads: for conv networks it
+    is the exact count of the encoder, decoder and the pieces sized from the image."""
+    config = Config(network="conv", conv_channels=(8, 16, 16), z_dim=6, **changes)
+    vae = VAE(config)
+    counted = sum(p.numel() for name, p in vae.named_parameters() if not name.startswith(("completion", "latent_posterior")))
+    if config.visible_quadrants is None and config.label_every_layer:
+        assert config.network_parameters() == counted
+    else:  # an upper bound: the label counted at every layer, the completion condition at the first
+        assert config.network_parameters() >= counted
+
+
+def test_conv_networks_too_large_are_refused_with_the_count():
+    with pytest.raises(Exception, match="parameters, more than"):
+        Config(network="conv", conv_channels=(4096, 4096))
+
+
+@pytest.mark.parametrize("log_scale", [-7.0, -4.0, -1.5, 0.5], ids=lambda s: f"log_s={s}")
+@pytest.mark.parametrize("mixture", [1, 4])
+def test_the_256_probabilities_of_a_subpixel_sum_to_one(log_scale, mixture):
+    generator = torch.Generator().manual_seed(mixture)
+    locs = torch.rand(3, mixture, generator=generator, dtype=torch.float64) * 2.6 - 1.3  # inside and outside [-1, 1]
+    logits = torch.randn(3, mixture, generator=generator, dtype=torch.float64)
+    pixels = DiscretizedLogistic(logits, locs, torch.full_like(locs, log_scale))
+    probabilities = pixels.expand((256, 3)).log_prob(LEVELS[:, None].expand(256, 3)).exp()
+    assert torch.allclose(probabilities.sum(0), torch.ones(3, dtype=torch.float64), atol=1e-6)
+
+
+def test_log_probability_is_the_mass_of_the_logistic_on_each_bin():
+    """P(v) = F(v + 1/255) - F(v - 1/255), the edges taking the tails, F(t) = 1 / (1 + e^-(t - mu)/s),
+    written here in float64 from the logistic CDF alone; the class computes it in float32."""
+    locs, log_scales = torch.tensor([[-0.2], [0.7], [-1.1]]), torch.tensor([[-2.0], [-3.5], [-1.0]])
+    pixels = DiscretizedLogistic(torch.zeros_like(locs), locs, log_scales)
+
+    def cdf(t, row):
+        return torch.sigmoid((t - locs[row].double()) / log_scales[row].double().exp())
+
+    values = 2 * LEVELS - 1
+    for row in range(3):
+        upper = torch.where(values > 0.999, torch.ones_like(values), cdf(values + BIN_HALF_WIDTH, row))
+        lower = torch.where(values < -0.999, torch.zeros_like(values), cdf(values - BIN_HALF_WIDTH, row))
+        expected = torch.log(upper - lower)
+        got = pixels.expand((256, 3)).log_prob(LEVELS[:, None].float().expand(256, 3))[:, row].double()
+        # above e^-9 the float32 difference of two sigmoids keeps three digits; below, it loses them
+        # (PixelCNN++'s density fallback takes over under 1e-5), and the sum-to-one test covers it
+        kept = expected > -9
+        assert kept.sum() > 20 and torch.allclose(got[kept], expected[kept], atol=1e-3)
+
+
+def test_decoder_output_blocks_become_components_per_subpixel():
+    """The decoder gives [logits, locations, log scales], each (components, subpixels); one
+    component has no logits block."""
+    config = Config(likelihood="discretized-logistic", mixture=2, image_shape=(1, 2, 2))
+    output = torch.arange(3 * 2 * 4, dtype=torch.float32)[None]  # (1, 24)
+    pixels = pixel_distribution(output, config).base_dist
+    assert pixels.logits.shape == (1, 4, 2) and pixels.locs[0, 1].tolist() == [9.0, 13.0]
+    assert pixels.log_scales[0, 1].tolist() == [17.0, 21.0]
+    single = pixel_distribution(torch.zeros(1, 8), Config(likelihood="discretized-logistic", image_shape=(1, 2, 2)))
+    assert single.base_dist.locs.shape == (1, 4, 1) and single.event_shape == (4,)
+
+
+def test_samples_are_8_bit_levels_and_the_mean_is_in_range():
+    pixels = DiscretizedLogistic(torch.zeros(1000, 1), torch.full((1000, 1), 0.3), torch.full((1000, 1), -2.0))
+    draws = pixels.sample()
+    assert torch.equal(torch.round(draws * 255), draws * 255) and 0 <= draws.min() and draws.max() <= 1
+    assert abs(draws.mean().item() - 0.65) < 0.01 and torch.allclose(pixels.mean, torch.tensor(0.65))
+
+
+def test_mixture_needs_the_discretized_logistic():
+    with pytest.raises(Exception, match="--likelihood discretized-logistic"):
+        Config(mixture=3)
+
+
+# --- every piece with the conv networks, through the CLI on real data -------------------------------
+
+SMALL = ["--network", "conv", "--conv-channels", "8,16", "--z-dim", "4", "--device", "cpu", "--quiet",
+         "--no-plot", "--subset", "600"]  # fmt: skip
+VARIANTS = {
+    "plain": [],
+    "conditional": ["--conditional"],
+    "iwae-vamp": ["--objective", "iwae", "--particles", "3", "--prior", "vamp", "--pseudo-inputs", "10"],
+    "iaf-two-layers": ["--posterior", "iaf", "--stochastic-layers", "2", "--elbo", "trace", "--top-z-dim", "2"],
+    "semi-supervised": ["--conditional", "--labels", "100"],
+    "completion": ["--visible-quadrants", "2", "--baseline-epochs", "1", "--epochs", "2"],
+    "beta-warmup": ["--beta", "0.5", "--kl-warmup", "1"],
+    "logistic-mixture": ["--likelihood", "discretized-logistic", "--mixture", "3"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_piece_trains_evaluates_and_samples_with_conv_networks(variant, tmp_path, data_root):
+    env = {"PYRO_VAE_DATA": data_root, "PYRO_VAE_RUNS": tmp_path}
+    out = tmp_path / variant
+    code, _, err = run_main("train", "--out", out, *SMALL, *VARIANTS[variant], env_extra=env)
+    assert code == 0, err
+    assert json.loads((out / "config.json").read_text())["network"] == "conv"
+    code, text, err = run_main("evaluate", out, "--k", "3", "--json", "--no-fid", "--device", "cpu", env_extra=env)
+    assert code == 0, err
+    figures = json.loads(text)
+    assert math.isfinite(figures["log_likelihood"]) and figures["elbo"] <= figures["log_likelihood"] + 1.0
+    if variant != "completion":
+        extra = ["--digit", "3"] if "--conditional" in VARIANTS[variant] else []
+        code, _, err = run_main("sample", "--run", out, "--n", "4", "--out", tmp_path / "s.npy", *extra, env_extra=env)
+        assert code == 0, err
+        assert np.load(tmp_path / "s.npy").shape == (4, 28, 28)
+
+
+@pytest.mark.slow
+def test_conv_runs_resume_exactly_and_fine_tune_with_a_new_piece(tmp_path, data_root):
+    from test_reliability import tensors_equal
+
+    env = {"PYRO_VAE_DATA": data_root, "PYRO_VAE_RUNS": tmp_path}
+    for name, epochs in (("whole", "2"), ("halted", "1")):
+        code, _, err = run_main("train", "--epochs", epochs, "--out", tmp_path / name, *SMALL, env_extra=env)
+        assert code == 0, err
+    code, _, err = run_main("train", "--resume", tmp_path / "halted", "--epochs", "2", "--no-plot", env_extra=env)
+    assert code == 0, err
+    reference, again = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("whole", "halted"))
+    for key in ("model", "optimizer", "rng", "step"):
+        assert tensors_equal(again[key], reference[key]), key
+    code, _, err = run_main("train", "--epochs", "1", "--out", tmp_path / "tuned", "--init-from", tmp_path / "whole",
+                            "--prior", "vamp", "--pseudo-inputs", "10", *SMALL, env_extra=env)  # fmt: skip
+    assert code == 0, err
+    tuned = load_checkpoint(tmp_path / "tuned" / "checkpoint.pt")["model"]
+    assert "latent_prior.pseudo_inputs" in tuned
+    code, _, err = run_main("train", "--epochs", "1", "--out", tmp_path / "mlp", "--init-from", tmp_path / "whole",
+                            "--device", "cpu", "--quiet", "--no-plot", "--subset", "600", env_extra=env)  # fmt: skip
+    assert code == 2 and "does not match" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_colour_array_of_odd_size_gets_exact_bits_per_dimension(tmp_path, data_root):
+    """A colour .npy of 13x17 images with the discretized logistic: evaluate reports bits per
+    dimension as -log p(x) / (C*H*W ln 2), with no dequantized bound, and samples come back in colour."""
+    generator = np.random.default_rng(0)
+    ramps = np.linspace(0, 255, 17)[None, None, :, None] * generator.uniform(0.2, 1.0, (300, 1, 1, 3))
+    images = (ramps + generator.integers(0, 20, (300, 13, 17, 3))).clip(0, 255).astype(np.uint8)
+    np.save(tmp_path / "colour.npy", images)
+    env = {"PYRO_VAE_DATA": data_root, "PYRO_VAE_RUNS": tmp_path}
+    out = tmp_path / "colour-run"
+    code, _, err = run_main("train", "--dataset", tmp_path / "colour.npy", "--likelihood", "discretized-logistic",
+                            "--out", out, "--epochs", "10", "--batch-size", "16", *SMALL[:-2], env_extra=env)  # fmt: skip
+    assert code == 0, err
+    code, text, err = run_main("evaluate", out, "--k", "3", "--json", "--device", "cpu", env_extra=env)
+    assert code == 0, err
+    figures = json.loads(text)
+    assert figures["log_likelihood_dequantized"] is None
+    assert figures["bits_per_dim"] == pytest.approx(-figures["log_likelihood"] / (3 * 13 * 17 * math.log(2)))
+    assert 0 < figures["bits_per_dim"] < 8  # below the uniform model's 8 bits after ten epochs
+    code, _, err = run_main("sample", "--run", out, "--n", "4", "--out", tmp_path / "s.npy", env_extra=env)
+    assert code == 0, err
+    assert np.load(tmp_path / "s.npy").shape == (4, 13, 17, 3)
