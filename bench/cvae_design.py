@@ -3,6 +3,8 @@ after every epoch, the test ELBO (log p(x|y) bound) and the digit accuracy of `-
 under a CNN classifier trained here on the MNIST training split.
 
     python bench/cvae_design.py --epochs 10 --out results/cvae-design
+    python bench/cvae_design.py --network conv --epochs 3 --out results/cvae-design-conv \
+        --variants "label at input only" "every layer, label x30 (default)"
 
 Writes per-epoch records to OUT/cvae-design.jsonl and a table to OUT/README.md.
 """
@@ -36,6 +38,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=Path("results/cvae-design"))
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--network", choices=("mlp", "conv"), default="mlp",
+                        help="conv: the label is a per-channel bias at every convolution (or the first only)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     grey = load_mnist(args.data_dir, torch.device("cpu"), binarize=False)
@@ -44,7 +48,8 @@ def main() -> None:
     print(f"classifier accuracy on real test digits: {real:.4f}", flush=True)
     records = []
     for name in args.variants:
-        config = Config(conditional=True, epochs=args.epochs, device="cpu", data_dir=args.data_dir, **VARIANTS[name])
+        config = Config(conditional=True, epochs=args.epochs, device="cpu", data_dir=args.data_dir,
+                        network=args.network, **VARIANTS[name])  # fmt: skip
 
         def report(record, vae, run_dir, name=name):
             per_digit = digit_accuracy(classifier, vae)

@@ -9,6 +9,7 @@ for it (``VAE.prior``); nothing else knows which prior a run has.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pyro.distributions as dist
@@ -96,12 +97,27 @@ class VampPrior(nn.Module):
         super().__init__()
         # Tomczak & Welling initialize near the data mean with small noise
         self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(pseudo_inputs, x_dim))
+        self._held = None
 
     def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
+        if self._held is not None:
+            return self._held.expand(batch_shape)
         components = encode(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
         base = components.base_dist if isinstance(components, dist.TransformedDistribution) else components
         normal = base.base_dist  # Independent(Normal) -> Normal, batch (K,)
         return DiagonalGaussianMixture(normal.loc, normal.scale, batch_shape)
+
+    @contextlib.contextmanager
+    def held(self, encode):
+        """Within, the mixture is encoded once and reused (evaluation, where no weight changes):
+        otherwise every chunk of draws would run the encoder over all K pseudo-inputs again, for a
+        conv encoder and 256-row chunks three times the decoder's own work."""
+        with torch.no_grad():
+            self._held = self.forward((), encode)
+        try:
+            yield
+        finally:
+            self._held = None
 
 
 class ConditionalPrior(nn.Module):

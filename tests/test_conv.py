@@ -158,7 +158,7 @@ def test_every_piece_trains_evaluates_and_samples_with_conv_networks(variant, tm
 
 
 @pytest.mark.slow
-def test_conv_runs_resume_exactly_and_fine_tune_with_a_new_piece(tmp_path, data_root):
+def test_conv_runs_resume_exactly_plot_and_fine_tune_with_a_new_piece(tmp_path, data_root):
     from test_reliability import tensors_equal
 
     env = {"PYRO_VAE_DATA": data_root, "PYRO_VAE_RUNS": tmp_path}
@@ -170,6 +170,9 @@ def test_conv_runs_resume_exactly_and_fine_tune_with_a_new_piece(tmp_path, data_
     reference, again = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("whole", "halted"))
     for key in ("model", "optimizer", "rng", "step"):
         assert tensors_equal(again[key], reference[key]), key
+    code, text, err = run_main("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
+    assert code == 0 and "interpolations.png" in text, err
+    assert (tmp_path / "whole" / "reconstructions.png").stat().st_size > 10_000
     code, _, err = run_main("train", "--epochs", "1", "--out", tmp_path / "tuned", "--init-from", tmp_path / "whole",
                             "--prior", "vamp", "--pseudo-inputs", "10", *SMALL, env_extra=env)  # fmt: skip
     assert code == 0, err

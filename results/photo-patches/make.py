@@ -10,10 +10,11 @@ against two baselines computed here on the same patches:
     pip install -e '.[photos]'        # scikit-image, for its photographs
     python results/photo-patches/make.py --epochs 40 --device cpu
 
-Steps, each skipped when its output exists (delete it to redo): data/patches.npz (train and test
-patches, not committed: this script remakes it exactly), baselines.json, run/ (pyro-vae train with a
-validation split), evaluate.json (pyro-vae evaluate), the figures, and patches.json with the figures
-the issue asks for and the commands that made them.
+Steps: data/patches.npz (train and test patches, not committed: remade exactly on every call) and
+photographs.json (patches per photograph); run/ (pyro-vae train with a validation split, skipped
+when run/checkpoint.pt exists: delete it to retrain); evaluate.json (pyro-vae evaluate); the figures
+(samples.png here, reconstructions and interpolations in run/); patches.json with the figures and
+the commands that made them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shlex
 import subprocess
@@ -100,9 +102,8 @@ def main() -> None:
     data, run_dir = HERE / "data" / "patches.npz", HERE / "run"
     pyro_vae = str(Path(sys.executable).with_name("pyro-vae"))
     relative = lambda path: str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)  # noqa: E731
-    if not data.exists():
-        counts = make_patches(data)
-        (HERE / "photographs.json").write_text(json.dumps(counts, indent=1) + "\n")
+    counts = make_patches(data)  # under a second, and the same bytes each time
+    (HERE / "photographs.json").write_text(json.dumps(counts, indent=1) + "\n")
     archive = np.load(data)
     train, test = archive["images"], archive["test_images"]
     baseline = per_pixel_bits(train, test)
@@ -134,10 +135,11 @@ def main() -> None:
         "elbo_bits_per_dim": -evaluation["elbo"] / (SIZE * SIZE * 3 * math.log(2)),
         "k": args.k,
         "command": " ".join(["python", relative(Path(__file__).resolve()), *sys.argv[1:]]),
-        "commands": [shlex.join(c) for c in (train_command, evaluate_command, sample_command, plot_command)],
+        "commands": [shlex.join(["pyro-vae", *c[1:]]) for c in (train_command, evaluate_command, sample_command,
+                                                                 plot_command)],  # fmt: skip
         "train_seconds": sum(record["seconds"] for record in metrics),
         "epochs": len(metrics),
-        "machine": f"{platform.processor() or platform.machine()}, {_cpu_name()}",
+        "machine": f"{_cpu_name()}, {os.cpu_count()} cores ({platform.machine()})",
     }
     (HERE / "patches.json").write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(record, indent=1))
