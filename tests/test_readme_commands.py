@@ -102,7 +102,7 @@ def test_sample_never_overwrites_its_default_output(tmp_path, data_root):
 
 def test_help_shows_the_choices_and_a_bad_choice_lists_them():
     result = run_cli("train", "--help")
-    assert "[bernoulli|normal|continuous-bernoulli]" in result.stdout
+    assert "[bernoulli|normal|continuous-bernoulli|discretized-logistic]" in result.stdout and "[mlp|conv]" in result.stdout
     assert "[analytic|trace]" in result.stdout and "[1|3]" in result.stdout
     assert "cifar10" in " ".join(result.stdout.split()) and "a folder of images" in " ".join(result.stdout.split())
     assert "[auto|cpu|cuda|cuda:N]" in result.stdout
