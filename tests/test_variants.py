@@ -233,3 +233,21 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     with torch.no_grad():
         next(run.vae.decoder.parameters())[0, 0] += 1e-3
     assert saved_evaluation(run, 3) is None
+
+
+def test_the_vamp_prior_held_for_an_evaluation_gives_the_same_weights(monkeypatch):
+    """Evaluation encodes the K pseudo-inputs once (``VampPrior.held``) instead of once per chunk of
+    draws: the importance weights are the same numbers, and the prior is live again afterwards."""
+    import contextlib
+
+    from pyro_vae import evaluation
+
+    vae, x = small_vae(prior="vamp"), binary_batch()
+    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 6 * 3)  # three chunks of three draws
+    pyro.set_rng_seed(3)
+    held, _ = importance_weights(vae, x, None, k=9)
+    assert vae.latent_prior._held is None
+    monkeypatch.setattr(evaluation, "prior_held", lambda vae: contextlib.nullcontext())
+    pyro.set_rng_seed(3)
+    fresh, _ = importance_weights(vae, x, None, k=9)
+    assert torch.equal(held, fresh)
