@@ -278,15 +278,16 @@ def peak_memory_of_training(path, out) -> int:
 @pytest.mark.slow
 def test_training_from_an_array_on_disk_never_holds_it(tmp_path):
     """A child process trains an epoch on a 1.2 GB uint8 .npy (100,000 colour images of 64x64) with the
-    memory limit at 200 MB: its peak resident memory stays below the array's size, and above that of
-    the same training on 2,000 such images by less than a quarter of the array (its held-out tenth,
-    120 MB, is in memory)."""
+    memory limit at 200 MB: its peak resident memory is above that of the same training on 2,000 such
+    images by less than a quarter of the array (its held-out tenth, 120 MB, is in memory). The bound is
+    relative because a process that imports torch is itself 0.5 to 1 GB resident, by machine and build
+    (measured 845 and 1,066 MiB for the 2,000 images), as much as the array."""
     size = write_smooth_images(tmp_path / "big.npy", 100_000)
     write_smooth_images(tmp_path / "small.npy", 2_000)
     peak = peak_memory_of_training(tmp_path / "big.npy", tmp_path / "big")
     control = peak_memory_of_training(tmp_path / "small.npy", tmp_path / "small")
     report = f"peak {peak / 2**20:.0f} MiB, 2,000 images {control / 2**20:.0f} MiB, array {size / 2**20:.0f} MiB"
-    assert peak < size and peak - control < size / 4, report
+    assert peak - control < size / 4, report
 
 
 def test_an_npz_with_test_images_is_its_own_split(tmp_path, digits):
