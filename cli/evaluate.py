@@ -9,10 +9,11 @@ import click
 from pyro_vae.config import MAX_SEED
 from pyro_vae.classifier import classifier_available, load_or_train_classifier
 from pyro_vae.data import load_data
+from pyro_vae.distributed import join
 from pyro_vae.evaluation import evaluate
 from pyro_vae.runs import latest_run, load_run
 
-from .options import DEVICE
+from .options import DEVICE, launch_elsewhere, nproc_option
 
 
 @click.command("evaluate")
@@ -23,17 +24,26 @@ from .options import DEVICE
 @click.option("--data-dir", help="Folder holding MNIST/raw/, FashionMNIST/raw/, ... [default: the run's, else $PYRO_VAE_DATA].")
 @click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples to the test images in the classifier's feature space (the classifier is trained once, about a minute, then cached).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json):
-    """Evaluate RUN (default: the latest run) on its source's test images, nats per image."""
-    run = load_run(run_dir or latest_run(), device=device)
+@nproc_option
+def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
+    """Evaluate RUN (default: the latest run) on its source's test images, nats per image. Under
+    torchrun (or with --nproc N) the processes share the importance-weighted passes, with the same
+    draws, so the bound is the one process's."""
+    run_dir = run_dir or latest_run()
+    if launch_elsewhere(nproc):
+        return
+    world, target = join(device)
+    run = load_run(run_dir, device=str(target))
     classifier = None
     completion = run.config.visible_quadrants is not None  # no prior samples: no FID
     wanted = run.config.conditional or (fid and not completion)
-    if wanted and classifier_available(run.config) is None:
+    if wanted and world.main and classifier_available(run.config) is None:
         train_split = load_data(run.config, run.device, binarize=False, data_dir=data_dir).train
         echo = None if as_json else click.echo
         classifier = load_or_train_classifier(train_split, echo=echo, config=run.config)
-    result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier)
+    result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier, world=world)
+    if result is None:  # not rank 0: it has done its share
+        return
     if as_json:
         click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))
         return

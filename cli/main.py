@@ -7,9 +7,11 @@ import sys
 
 import click
 
+from pyro_vae.distributed import leave
 from pyro_vae.errors import PyroVAEError
 from pyro_vae.training import TrainingInterrupted
 
+from . import options
 from .compare import compare_command
 from .complete import complete_command
 from .evaluate import evaluate_command
@@ -48,6 +50,7 @@ def _one_line(message, limit: int = 400) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become ``pyro-vae: error: ...`` and exit 2, never a traceback
     (set ``PYRO_VAE_DEBUG=1`` to see one for an unexpected error)."""
+    options.ARGUMENTS[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         code = cli.main(args=argv, prog_name="pyro-vae", standalone_mode=False)
     except TrainingInterrupted as stop:
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
+    finally:
+        leave()  # the process group, if torchrun started this process
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -147,3 +147,29 @@ def config_options(*names: str):
 def given(values: dict) -> dict:
     """The options a user actually gave (click passes None for the rest)."""
     return {name: value for name, value in values.items() if value is not None}
+
+
+# The words after `pyro-vae`, kept by main() for `--nproc`, which starts the same command on N processes.
+ARGUMENTS: list[str] = []
+
+
+def nproc_option(command):
+    return click.option(
+        "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+        help="Processes to run on this machine, started by torch.distributed.run as `torchrun --standalone "
+             "--nproc-per-node N` would (several machines: run torchrun yourself; see README).",
+    )(command)  # fmt: skip
+
+
+def launch_elsewhere(nproc: int) -> bool:
+    """With ``--nproc N`` > 1 outside torchrun, run this command on N processes through
+    torch.distributed.run and return True once they are done; else False (run it here)."""
+    from pyro_vae.distributed import launch, launched_size, without_nproc
+
+    if nproc == 1:
+        return False
+    if launched_size() > 1:
+        raise PyroVAEError(f"--nproc {nproc} under torchrun, which already started {launched_size()} processes; "
+                           f"give one or the other")  # fmt: skip
+    launch(nproc, without_nproc(ARGUMENTS))
+    return True

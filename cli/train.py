@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 
 from pyro_vae.config import Config
+from pyro_vae.distributed import is_main_process
 from pyro_vae.errors import PyroVAEError
 from pyro_vae.training import resume, train
 
-from .options import config_options, flag_of, given
+from .options import config_options, flag_of, given, launch_elsewhere, nproc_option
 
 
 @click.command("train")
@@ -28,13 +29,19 @@ from .options import config_options, flag_of, given
 @click.option("--tensorboard", is_flag=True, help="Also log the per-epoch ELBOs for TensorBoard in RUN/tensorboard/ (pip install 'pyro-vae[tensorboard]').")
 @click.option("--resume", "resume_dir", type=click.Path(), help="Continue this run from its last complete checkpoint (with --epochs: up to that many in all).")
 @click.option("--detect-anomaly", is_flag=True, help="Autograd anomaly detection, to find where a NaN comes from (slow).")
-def train_command(out, quiet, resume_dir, detect_anomaly, no_plot, tensorboard, **options):
+@nproc_option
+def train_command(out, quiet, resume_dir, detect_anomaly, no_plot, tensorboard, nproc, **options):
     """Train a VAE (or, with --conditional, a conditional VAE) with Pyro's SVI on MNIST,
     Fashion-MNIST, CIFAR-10, SVHN or your own images (a folder or an array), then plot its figures
     into the run directory.
 
-    Ctrl-C stops after keeping the last complete checkpoint and prints the command that resumes."""
+    Ctrl-C stops after keeping the last complete checkpoint and prints the command that resumes.
+    Under torchrun (or with --nproc N) the processes train one model together (README: scaling out)."""
     values = given(options)
+    if resume_dir is None:
+        Config(**values, world_size=nproc).validate()  # a bad value stops here, once, not in every process
+    if launch_elsewhere(nproc):
+        return
     logger = TensorBoardLogger() if tensorboard else None
     common = dict(quiet=quiet, echo=click.echo, detect_anomaly=detect_anomaly, on_epoch=logger)
     if resume_dir is not None:
@@ -47,6 +54,8 @@ def train_command(out, quiet, resume_dir, detect_anomaly, no_plot, tensorboard, 
         run = resume(resume_dir, values.get("epochs"), values.get("device"), values.get("data_dir"), **common)
     else:
         run = train(Config(**values), out=out, **common)
+    if not is_main_process():  # rank 0 alone draws and prints
+        return
     if not no_plot:
         from pyro_vae.plotting import plot_run  # matplotlib loads only when it is needed
 

@@ -24,6 +24,7 @@ from torch import nn
 import math
 
 from .data import Split
+from .distributed import SINGLE, World
 from .errors import PyroVAEError
 from .likelihoods import pixel_mean, softplus
 from .networks import ConditionedMLP
@@ -79,13 +80,14 @@ class Completion(nn.Module):
 
 
 @torch.no_grad()
-def mean_baseline_nll(vae, split: Split, batch_size: int = 1000) -> float:
-    """The baseline's -log p(x_hidden | x_visible), averaged over ``split``, nats per image."""
+def mean_baseline_nll(vae, split: Split, batch_size: int = 1000, world: World = SINGLE) -> float:
+    """The baseline's -log p(x_hidden | x_visible), averaged over ``split``, nats per image; with
+    several processes each scores its part and the sums are all-reduced."""
     completion = completion_of(vae)
     total = 0.0
-    for x, _ in split.chunks(batch_size):
+    for x, _ in world.part(split).chunks(batch_size):
         total += completion.baseline_nll(x).sum().item()
-    return total / len(split)
+    return world.sum(total) / len(split)
 
 
 def completion_of(vae) -> Completion:

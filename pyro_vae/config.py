@@ -147,6 +147,8 @@ class Config:
                              "or pyro.infer.SVI with pyro.optim.Adam.", secondary="--no-fast")  # fmt: skip
     # where things run and live
     device: str = hyper("auto", "auto (CUDA when present), cpu, cuda or cuda:N.")
+    world_size: int = hyper(1, "Processes the run trains on, as torchrun started it (distributed.py).", minimum=1,
+                            derived=True)  # fmt: skip
     data_dir: str | None = hyper(None, "Folder holding MNIST/raw/ (or FashionMNIST/raw/) [default: "
                                        "$PYRO_VAE_DATA, else ~/.cache/pyro-vae/data].", kind=Path)  # fmt: skip
 
@@ -207,6 +209,9 @@ class Config:
         yield (self.objective == "iwae" and (self.beta != 1 or self.kl_warmup > 0),
                "--beta and --kl-warmup weigh the ELBO's KL term, which the IWAE bound does not have; "
                "use them with --objective elbo")  # fmt: skip
+        yield (self.batch_size < self.world_size,
+               f"--batch-size {self.batch_size} is the global batch, which the {self.world_size} processes share: "
+               f"make it at least {self.world_size}")  # fmt: skip
         yield (self.objective == "elbo" and self.particles > 1,
                "--particles is the IWAE bound's number of draws; use it with --objective iwae")  # fmt: skip
         yield (self.prior == "vamp" and self.conditional,

@@ -150,9 +150,13 @@ class Split:
         """(images, labels) in order, ``size`` at a time (fewer for large images: at most
         ``CHUNK_VALUES`` pixels, so a pass over big colour images holds what one over MNIST holds),
         images as floats on the device."""
-        size = max(1, min(size, CHUNK_VALUES // max(1, self.images.shape[1])))
-        for index in batches(len(self), size, self.target, shuffle=False):
+        for index in self.index_chunks(size):
             yield self.batch(index), self.labels[index.to(self.labels.device)]
+
+    def index_chunks(self, size: int = 1000) -> list[torch.Tensor]:
+        """The index tensors ``chunks`` takes, in order."""
+        size = max(1, min(size, CHUNK_VALUES // max(1, self.images.shape[1])))
+        return list(batches(len(self), size, self.target, shuffle=False))
 
     def floats(self) -> torch.Tensor:
         """The whole split as floats (small splits: figures and tests)."""

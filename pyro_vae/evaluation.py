@@ -24,6 +24,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from .data import Split, load_data
+from .distributed import SINGLE, World, stream_seed
 from .checkpoint import weights_fingerprint
 from .classifier import classifier_available
 from .errors import PyroVAEError
@@ -224,27 +225,55 @@ def bits_per_dim(log_likelihood: float, dequantized: bool, pixels: int) -> float
     return -log_probability / (pixels * math.log(2))
 
 
-def split_bounds(vae: VAE, images: Split | torch.Tensor, labels: torch.Tensor | bool | None, k: int, batch_size: int):
+def split_bounds(vae: VAE, images: Split | torch.Tensor, labels: torch.Tensor | bool | None, k: int, batch_size: int,
+                 seed: int | None = None, world: World = SINGLE, stream: str = "test"):  # fmt: skip
     """Per-image IWAE bounds over a split, and the summed reconstruction and KL: the KL in closed
     form by hand and by Pyro where the pieces have one, else (both None) the Monte-Carlo
     E_q[log q(z|x) - log p(z)] over the same draws. ``labels``: None scores without labels (log p(x)),
-    else the split's own (a float tensor of images comes with its labels tensor)."""
+    else the split's own (a float tensor of images comes with its labels tensor).
+
+    With a ``seed``, each chunk of ``batch_size`` images draws from a stream keyed by (seed,
+    ``stream``, its first image's index), so the numbers do not depend on who scores which chunk:
+    with several processes each scores every ``world.size``-th chunk, and the chunks' results are
+    gathered and added up in order, the same sums one process makes. Without one, the draws go on
+    from the global generator."""
     if isinstance(images, torch.Tensor):
         images = Split(images, labels if isinstance(labels, torch.Tensor) else torch.zeros(len(images), dtype=torch.int64))
+    chunks = images.index_chunks(batch_size)
+    scored = {}
+    for number in range(world.rank, len(chunks), world.size):
+        if seed is not None:
+            torch.manual_seed(stream_seed(seed, stream, int(chunks[number][0])))
+        scored[number] = _chunk_bounds(vae, images, chunks[number], labels is not None, k)
+    if world.distributed:
+        for part in world.gather(scored):
+            scored.update(part)
     bounds, reconstruction, kl_mc, kl, kl_pyro = [], 0.0, 0.0, 0.0, 0.0
-    for x, chunk_labels in images.chunks(batch_size):
-        y = None if labels is None else vae.one_hot(chunk_labels.to(x.device))
-        log_weights, reconstructions = importance_weights(vae, x, y, k)
-        bounds.append(iwae_bound(log_weights))
-        reconstruction += reconstructions.mean(dim=1).sum().item()
-        kl_mc += (reconstructions - log_weights).mean(dim=1).sum().item()
-        closed_form = vae.closed_form_kl(x, y)
+    for number in range(len(chunks)):
+        chunk_bounds, chunk_reconstruction, chunk_kl_mc, closed_form, closed_form_pyro = scored[number]
+        bounds.append(chunk_bounds)
+        reconstruction += chunk_reconstruction
+        kl_mc += chunk_kl_mc
         if closed_form is None:
             kl = kl_pyro = None
         elif kl is not None:
-            kl += closed_form.sum().item()
-            kl_pyro += pyro_analytic_kl(vae, x, y)
-    return torch.cat(bounds), reconstruction, (kl_mc if kl is None else kl), kl_pyro
+            kl += closed_form
+            kl_pyro += closed_form_pyro
+    return torch.cat(bounds).to(images.target), reconstruction, (kl_mc if kl is None else kl), kl_pyro
+
+
+def _chunk_bounds(vae: VAE, images: Split, index: torch.Tensor, labelled: bool, k: int):
+    """One chunk's IWAE bounds (on the CPU, to be gathered), summed reconstruction, Monte-Carlo KL
+    and closed-form KL by hand and by Pyro (None, None where there is none)."""
+    x, chunk_labels = images.batch(index), images.labels[index.to(images.labels.device)]
+    y = vae.one_hot(chunk_labels.to(x.device)) if labelled else None
+    log_weights, reconstructions = importance_weights(vae, x, y, k)
+    closed_form = vae.closed_form_kl(x, y)
+    kl = kl_pyro = None
+    if closed_form is not None:
+        kl, kl_pyro = closed_form.sum().item(), pyro_analytic_kl(vae, x, y)
+    return (iwae_bound(log_weights).cpu(), reconstructions.mean(dim=1).sum().item(),
+            (reconstructions - log_weights).mean(dim=1).sum().item(), kl, kl_pyro)  # fmt: skip
 
 
 def images_per_batch(k: int, device: torch.device, network: str = "mlp") -> int:
@@ -260,15 +289,20 @@ def rows_per_chunk(device: torch.device, network: str = "mlp") -> int:
 
 
 def evaluate(
-    run: Run, k: int = 1000, seed: int = 0, data_dir: str | None = None, classifier=None, batch_size: int | None = None
-) -> Evaluation:
+    run: Run, k: int = 1000, seed: int = 0, data_dir: str | None = None, classifier=None, batch_size: int | None = None,
+    world: World = SINGLE,
+) -> Evaluation | None:
     """Every figure above for ``run`` on the 10,000 test images (binarized with the fixed seed for
     a Bernoulli run). A conditional run is scored as log p(x|y) with the true labels, and
     ``classifier`` (if given) measures the digit accuracy of its samples. An image-completion run is
     scored as log p(x_hidden | x_visible): the same IWAE bound, the recognition network q(z | x, c)
     the proposal, p(z | c) p(x_hidden | z, c) the joint; its baseline exactly. A continuous likelihood
     is also scored on the dequantized 8-bit test images, giving bits per dimension; the discretized
-    logistic's log p(x) is already the 8-bit image's, so its bits per dimension come from it directly."""
+    logistic's log p(x) is already the 8-bit image's, so its bits per dimension come from it directly.
+
+    Under torchrun (``world``) the processes share the IWAE passes, each image's draws keyed by the
+    seed and the image's chunk, so the bound is the one process's; rank 0 then measures the rest
+    (one batch's spreads, active units, FID) and returns the Evaluation, the others None."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise PyroVAEError(f"--k must be a positive integer (the number of importance samples), got {k!r}")
     started = time.perf_counter()
@@ -277,27 +311,29 @@ def evaluate(
     data = load_data(run.config, run.device, data_dir=data_dir)
     test = data.test
     batch_size = batch_size or images_per_batch(k, run.device, run.config.network)
-    pyro.set_rng_seed(seed)
     # A semi-supervised model scores log p(x) with the labels hidden: y is drawn from q(y|x) with z;
     # a plain VAE ignores them.
     scored_labels = True if run.config.conditional and not vae.classifier else None
-    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test, scored_labels, k, batch_size)
+    bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test, scored_labels, k, batch_size, seed, world)
+    figures = {}
+    pixels = run.config.pixels
+    if discrete:
+        figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False, pixels=pixels)
+    else:
+        dequantized = split_bounds(vae, dequantize(test, seed), scored_labels, k, batch_size, seed, world, "dequantized")[0]
+        figures["log_likelihood_dequantized"] = dequantized.mean().item()
+        figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True, pixels=pixels)
+    if not world.main:
+        return None
+    pyro.set_rng_seed(seed)
     n = len(test)
     first = torch.arange(min(128, n), device=test.labels.device)
     x = test.batch(first)
     y = vae.one_hot(test.labels[first].to(x.device)) if run.config.conditional else None
     spread_trace, spread_analytic = elbo_spread(vae, x, y)
-    figures = {}
     for name, estimator in (("trace", Trace_ELBO()), ("analytic", TraceMeanField_ELBO())):
         variance, stderr = gradient_variance(vae.model, vae.guide, vae.parameters(), x, y, estimator)
         figures[f"gradient_variance_{name}"], figures[f"gradient_variance_{name}_stderr"] = variance, stderr
-    pixels = run.config.pixels
-    if discrete:
-        figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False, pixels=pixels)
-    else:
-        dequantized = split_bounds(vae, dequantize(test, seed), scored_labels, k, batch_size)[0]
-        figures["log_likelihood_dequantized"] = dequantized.mean().item()
-        figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True, pixels=pixels)
     figures["active_units"], *top = active_units(vae, test)
     figures["active_units_top"] = top[0] if top else None
     if vae.completion:  # no prior p(z) to sample from: no FID, no digit accuracy

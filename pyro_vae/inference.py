@@ -27,6 +27,7 @@ from pyro.optim import Adam
 
 from .config import Config
 from .data import ImageData, Split, batches
+from .distributed import SINGLE, World, stream_seed, sum_gradients
 from .model import VAE
 from .objectives import Objective, make_objective, test_elbo_estimator
 
@@ -36,9 +37,16 @@ EVAL_BATCH_SIZE = 1000
 class ClassicSVI(SVI):
     """``pyro.infer.SVI`` with ``pyro.optim.Adam``, and the optimizer state under torch's names."""
 
-    def __init__(self, vae: VAE, config: Config, objective: Objective):
+    def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE):
         super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=objective.loss)
         self.objective = objective
+        if world.distributed:  # between SVI's backward pass and its optimizer step
+            parameters, own_step = list(vae.parameters()), self.loss_and_grads
+
+            def summed_loss_and_grads(*args, **kwargs):
+                return sum_gradients(parameters, own_step(*args, **kwargs), world)
+
+            self.loss_and_grads = summed_loss_and_grads
 
     def step(self, step: int, *args) -> float:
         return super().step(*args, kl_scale=self.objective.kl_scale(step))
@@ -58,13 +66,18 @@ class FastSVI:
     networks' and the pieces'), so Pyro's ELBO computes loss and gradients and one foreach Adam steps
     them all."""
 
-    def __init__(self, vae: VAE, config: Config, objective: Objective):
+    def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE):
         self.model, self.guide = vae.model, vae.guide
-        self.objective = objective
-        self.optim = torch.optim.Adam(vae.parameters(), lr=config.learning_rate, foreach=True)
+        self.objective, self.world = objective, world
+        self.parameters = list(vae.parameters())
+        self.optim = torch.optim.Adam(self.parameters, lr=config.learning_rate, foreach=True)
 
     def step(self, step: int, *args) -> float:
+        """One Adam step on the loss of this process's images; with several processes, on the
+        gradients summed over them (distributed.py), and the summed loss is returned."""
         loss = self.objective.loss_and_grads(self.model, self.guide, step, *args)
+        if self.world.distributed:
+            loss = sum_gradients(self.parameters, loss, self.world)
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
         return loss
@@ -81,13 +94,15 @@ class FastSVI:
         return pyro.validation_enabled(False)
 
 
-def make_svi(vae: VAE, config: Config, train_images: int = 60_000, labeled: Split | None = None) -> FastSVI | ClassicSVI:
+def make_svi(vae: VAE, config: Config, train_images: int = 60_000, labeled: Split | None = None,
+             world: World = SINGLE) -> FastSVI | ClassicSVI:  # fmt: skip
     """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up, and
     a semi-supervised run takes its labeled batches from ``labeled``."""
     steps_per_epoch = math.ceil(train_images / config.batch_size)
     baseline_nll = vae.completion[0].baseline_nll if vae.completion else None
-    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify, baseline_nll=baseline_nll)
-    return FastSVI(vae, config, objective) if config.fast else ClassicSVI(vae, config, objective)
+    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify, baseline_nll=baseline_nll,
+                               shards=world.size)  # fmt: skip
+    return (FastSVI if config.fast else ClassicSVI)(vae, config, objective, world)
 
 
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
@@ -102,28 +117,42 @@ class NonFiniteLoss(ArithmeticError):
         self.value, self.step = value, step
 
 
-def train_epoch(svi, vae: VAE, data: ImageData, steps_done: int = 0, on_step=None):
+def train_epoch(svi, vae: VAE, data: ImageData, steps_done: int = 0, on_step=None, epoch: int = 1,
+                world: World = SINGLE):  # fmt: skip
     """One pass over the training split in shuffled index batches, each gathered and made float
     (and, for a Bernoulli likelihood, freshly binarized) on the device; ``steps_done`` is the global
-    step count before it (the objective's schedule reads the global step).
+    step count before it (the objective's schedule reads the global step). With several processes
+    each takes its shard of every batch of a permutation they all draw alike (``epoch_order``).
 
     Returns (mean ELBO per image, steps taken); stops at the first NaN or infinite loss, since every
     step after it would only spread the NaN through the weights."""
     config, train = vae.config, data.train
     condition = labels_for(vae, train.labels)
     total_loss = 0.0
-    order = batches(len(train), config.batch_size, train.labels.device, shuffle=True)
+    order = epoch_order(len(train), config.batch_size, train.labels.device, epoch, config.seed, world)
     with svi.hot_path():
         for step, index in enumerate(order):
-            x = data.train_batch(index)
-            y = None if condition is None else condition[index].to(x.device)
+            x = data.train_batch(world.shard(index))
+            y = None if condition is None else condition[world.shard(index)].to(x.device)
             loss = _step(svi, steps_done + step + 1, x, y)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(loss, step + 1)
             total_loss += loss
             if on_step is not None:
                 on_step(step + 1, len(order), -loss / index.shape[0])
-    return -total_loss / len(train), len(order)
+    return -total_loss / sum(len(index) for index in order), len(order)
+
+
+def epoch_order(images: int, batch_size: int, device: torch.device, epoch: int, seed: int, world: World = SINGLE):
+    """The epoch's batches of indices. One process draws the permutation from the global generator
+    (the stream every single-process run so far was trained with); several processes draw it alike
+    from a generator keyed by (seed, epoch), as torch's DistributedSampler does, and leave out a last
+    batch too small to give each process an image."""
+    if not world.distributed:
+        return batches(images, batch_size, device, shuffle=True)
+    generator = torch.Generator().manual_seed(stream_seed(seed, "epoch", epoch))
+    order = torch.randperm(images, generator=generator).to(device).split(batch_size)
+    return [index for index in order if len(index) >= world.size]
 
 
 def _step(svi, step: int, x, y) -> float:
@@ -138,24 +167,26 @@ def _step(svi, step: int, x, y) -> float:
 
 
 @torch.no_grad()
-def evaluate_elbo(vae: VAE, split: Split, elbo=None) -> float:
-    """The ELBO estimate (one z per image) averaged over a split, nats per image."""
+def evaluate_elbo(vae: VAE, split: Split, elbo=None, world: World = SINGLE) -> float:
+    """The ELBO estimate (one z per image) averaged over a split, nats per image; with several
+    processes each scores its shard and the sums are all-reduced."""
     elbo = elbo or test_elbo_estimator(vae.config)
     total_loss = 0.0
-    for x, labels in split.chunks(EVAL_BATCH_SIZE):
+    for x, labels in world.part(split).chunks(EVAL_BATCH_SIZE):
         y = labels_for(vae, labels.to(x.device))
         total_loss += elbo.loss(vae.model, vae.guide, x, y)
-    return -total_loss / len(split)
+    return -world.sum(total_loss) / len(split)
 
 
 @torch.no_grad()
-def classification_accuracy(vae: VAE, split: Split) -> float:
+def classification_accuracy(vae: VAE, split: Split, world: World = SINGLE) -> float:
     """The share of ``split`` whose label is argmax_y q(y | x), the semi-supervised classifier."""
     correct = 0
-    for x, labels in split.chunks(EVAL_BATCH_SIZE):
+    for x, labels in world.part(split).chunks(EVAL_BATCH_SIZE):
         predicted = vae.classify(x).logits.argmax(-1)
         correct += (predicted == labels.to(x.device)).sum().item()
-    return correct / len(split)
+    return world.sum(correct) / len(split)
+
 
 
 def seed_everything(seed: int) -> None:

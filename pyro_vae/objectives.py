@@ -134,12 +134,17 @@ class SemiSupervised:
     not a ``pyro.factor`` in the model, because it is no density of the generative model: as a factor
     it would enter the log p(x, y) the evaluator scores. Taking each part as a mean over its own batch
     gives the few labeled images the weight of a whole batch, as Pyro's example and later
-    re-implementations do (Kingma et al. sum over the data set)."""
+    re-implementations do (Kingma et al. sum over the data set).
+
+    With ``shards`` processes (distributed.py), each takes 1/shards of both batches and divides its
+    sums by the whole batches' sizes, so that the processes' gradients sum to the means above (exactly
+    when the unlabeled batch divides evenly; the epoch's last batch may not)."""
 
     def __init__(self, labeled: Split, classify, classifier_weight: float, batch_size: int, binary: bool,
-                 num_classes: int = 10):  # fmt: skip
+                 num_classes: int = 10, shards: int = 1):  # fmt: skip
         self.labeled, self.classify, self.alpha, self.num_classes = labeled, classify, classifier_weight, num_classes
-        self.labeled_batch, self.binary = min(batch_size, len(labeled)), binary
+        self.labeled_batch = math.ceil(min(batch_size, len(labeled)) / shards)
+        self.binary, self.shards = binary, shards
         self.unlabeled_bound, self.labeled_bound = LabelsSummed(), Trace_ELBO()
 
     def labeled_images(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,8 +159,9 @@ class SemiSupervised:
         x_labeled, y_labeled = self.labeled_images()
         unlabeled = self.unlabeled_bound.differentiable_loss(model, guide, x, **kwargs)
         labeled = self.labeled_bound.differentiable_loss(model, guide, x_labeled, y_labeled, **kwargs)
-        classification = -self.classify(x_labeled).log_prob(y_labeled).mean()
-        loss = unlabeled / x.shape[0] + labeled / x_labeled.shape[0] + self.alpha * classification
+        classification = -self.classify(x_labeled).log_prob(y_labeled).sum()
+        labeled_images = x_labeled.shape[0] * self.shards
+        loss = unlabeled / (x.shape[0] * self.shards) + (labeled + self.alpha * classification) / labeled_images
         loss.backward()
         return unlabeled.item()
 
@@ -191,21 +197,22 @@ class Objective:
 
 
 def make_objective(config: Config, steps_per_epoch: int = 1, labeled: Split | None = None, classify=None,
-                   baseline_nll=None) -> Objective:  # fmt: skip
+                   baseline_nll=None, shards: int = 1) -> Objective:  # fmt: skip
     """The objective ``config`` names; a semi-supervised one needs the ``labeled`` images and the
-    VAE's ``classify``, image completion the baseline's ``baseline_nll``."""
-    objective = _objective(config, steps_per_epoch, labeled, classify)
+    VAE's ``classify``, image completion the baseline's ``baseline_nll``; ``shards`` processes share
+    each batch."""
+    objective = _objective(config, steps_per_epoch, labeled, classify, shards)
     if config.visible_quadrants is not None:
         objective.baseline_steps, objective.baseline_nll = config.baseline_epochs * steps_per_epoch, baseline_nll
     return objective
 
 
-def _objective(config: Config, steps_per_epoch: int, labeled: Split | None, classify) -> Objective:
+def _objective(config: Config, steps_per_epoch: int, labeled: Split | None, classify, shards: int = 1) -> Objective:
     warmup = config.kl_warmup * steps_per_epoch
     if config.labels is not None:
         binary = config.likelihood == "bernoulli"
         loss = SemiSupervised(labeled, classify, config.classifier_weight, config.batch_size, binary,
-                              config.num_classes)  # fmt: skip
+                              config.num_classes, shards)  # fmt: skip
         return Objective(loss, config.beta, warmup)
     if config.objective == "iwae":
         return Objective(IWAE(config.particles))

@@ -4,6 +4,10 @@ After every epoch the loop writes one checkpoint (atomically) holding the weight
 the epoch and step counters, every random generator's state and the metrics so far. Resuming from it
 replays the rest of the run draw for draw: on the CPU a killed-and-resumed run ends with the same
 bits as an uninterrupted one.
+
+Under torchrun the same loop runs in every process (distributed.py): each trains on its shard of
+every batch, the gradients are summed over the processes, and rank 0 alone writes the run directory,
+with every process's random streams in the checkpoint, so a distributed run resumes as exactly.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import torch
 from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .config import Config, replace
 from .data import balanced_labels, keep_labels, load_data
-from .device import device_name, resolve_device
+from .device import device_name
+from .distributed import SINGLE, World, broadcast_parameters, join, stream_seed
 from .errors import PyroVAEError
 from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
 from .completion import mean_baseline_nll
@@ -58,7 +63,9 @@ def train(
     autograd's anomaly detection to find where a NaN comes from (slow).
     """
     config.validate()
-    device = resolve_device(config.device)
+    world, device = join(config.device)
+    config = replace(config, world_size=world.size)
+    config.validate()
     initial = _initial_weights(config)
     data, labeled_index = _training_data(config, device)
     # the image shape and classes are the data's: recorded in config.json and the checkpoint
@@ -72,12 +79,22 @@ def train(
                      new_pieces=("latent_prior", "latent_posterior", "downward", "upward", "classifier", "completion"),
                      grown_outputs=(f"encoder.net.{vae.encoder.net.output_layer}",))  # fmt: skip
     vae.to(device)
-    run_dir = new_run_dir(config, out)
-    config.save_json(run_dir / CONFIG_NAME)
-    _record_labeled(run_dir, labeled_index)
-    svi = make_svi(vae, config, len(data.train), data.labeled)
+    broadcast_parameters(vae, world)
+    run_dir = _new_run_dir(config, out, world)
+    if world.main:
+        config.save_json(run_dir / CONFIG_NAME)
+        _record_labeled(run_dir, labeled_index)
+    svi = make_svi(vae, config, len(data.train), data.labeled, world)
+    if world.distributed:  # the same weights everywhere, then each process its own draws
+        seed_everything(stream_seed(config.seed, "rank", world.rank))
     return _fit(run_dir, config, data, vae, svi, {"epoch": 0, "step": 0, "metrics": []},
-                quiet, echo, on_epoch, detect_anomaly)  # fmt: skip
+                quiet, echo, on_epoch, detect_anomaly, world)  # fmt: skip
+
+
+def _new_run_dir(config: Config, out, world: World) -> Path:
+    """Made by rank 0; its name (a timestamp, unless --out gives one) told to the others."""
+    run_dir = new_run_dir(config, out) if world.main else None
+    return Path(world.gather(None if run_dir is None else str(run_dir))[0])
 
 
 def _training_data(config: Config, device: torch.device):
@@ -136,30 +153,48 @@ def resume(
     config = replace(config_from_checkpoint(state, checkpoint_path), **changes)
     if config.epochs < state["epoch"]:
         raise PyroVAEError(f"--epochs {config.epochs} is fewer than the {state['epoch']} epochs {run_dir} has done")
-    target = resolve_device(config.device)
+    world, target = join(config.device)
+    trained_on, config = config.world_size, replace(config, world_size=world.size)
+    config.validate()
     data, _ = _training_data(config, target)
-    config.save_json(run_dir / CONFIG_NAME)
     pyro.clear_param_store()
     vae = VAE(config)
     load_weights(vae, state["model"], checkpoint_path)
     vae.to(target)
-    svi = make_svi(vae, config, len(data.train), data.labeled)
+    svi = make_svi(vae, config, len(data.train), data.labeled, world)
     svi.load_state_dict(state["optimizer"])
-    restore_rng_state(state["rng"])
-    write_metrics(run_dir, state["metrics"])
-    return _fit(run_dir, config, data, vae, svi, state, quiet, echo, on_epoch, detect_anomaly)
+    _restore_streams(state, trained_on, config, world, echo)
+    if world.main:
+        config.save_json(run_dir / CONFIG_NAME)
+        write_metrics(run_dir, state["metrics"])
+    return _fit(run_dir, config, data, vae, svi, state, quiet, echo, on_epoch, detect_anomaly, world)
 
 
-def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detect_anomaly) -> Run:
+def _restore_streams(state: dict, trained_on: int, config: Config, world: World, echo) -> None:
+    """Every process's generators as the checkpoint left them; on another number of processes there
+    are not the same streams to go on with, so they start afresh from (seed, epoch, rank)."""
+    if trained_on == world.size:
+        restore_rng_state(state["rng_ranks"][world.rank] if world.distributed else state["rng"])
+        return
+    seed_everything(stream_seed(config.seed, "resumed", state["epoch"], world.rank))
+    if echo is not None and world.main:
+        echo(f"resuming a run trained on {trained_on} process(es) on {world.size}: the weights and the optimizer "
+             f"go on from epoch {state['epoch']}, the random streams (batch order, binarization, draws) start "
+             f"afresh, so the rest will not match an uninterrupted run draw for draw")  # fmt: skip
+
+
+def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detect_anomaly, world=SINGLE) -> Run:
     completed, step, metrics = progress["epoch"], progress["step"], list(progress["metrics"])
     try:
         with torch.autograd.set_detect_anomaly(detect_anomaly):
             for epoch in range(completed + 1, config.epochs + 1):
-                record, steps = _one_epoch(epoch, config, data, vae, svi, quiet, step)
+                record, steps = _one_epoch(epoch, config, data, vae, svi, quiet or not world.main, step, world)
                 step += steps
                 metrics.append(record)
-                _save(run_dir, config, vae, svi, epoch, step, metrics)
+                _save(run_dir, config, vae, svi, epoch, step, metrics, world)
                 completed = epoch
+                if not world.main:
+                    continue
                 write_metrics(run_dir, metrics)
                 if echo is not None:
                     echo(_summary(record, config))
@@ -177,36 +212,44 @@ def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detec
     return Run(run_dir, config, vae, metrics)
 
 
-def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done):
+def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done, world=SINGLE):
     started = time.perf_counter()
     bar = ProgressBar(f"epoch {epoch}/{config.epochs}", enabled=not quiet)
     try:
-        train_elbo, steps = train_epoch(svi, vae, data, steps_done, on_step=bar.update)
+        train_elbo, steps = train_epoch(svi, vae, data, steps_done, on_step=bar.update, epoch=epoch, world=world)
     finally:
         bar.close()
     # with --validation the epoch reports the validation images; the test split is evaluate's alone
     held_out, name = (data.validation, "val") if data.validation is not None else (data.test, "test")
-    held_out_elbo = evaluate_elbo(vae, held_out)
+    held_out_elbo = evaluate_elbo(vae, held_out, world=world)
     seconds = time.perf_counter() - started
     record = {"epoch": epoch, "train_elbo": train_elbo, f"{name}_elbo": held_out_elbo, "seconds": seconds,
               "device": device_name(held_out.target)}  # fmt: skip
+    if world.distributed:
+        record["processes"] = world.size
     if vae.classifier:
-        record[f"{name}_accuracy"] = classification_accuracy(vae, held_out)
+        record[f"{name}_accuracy"] = classification_accuracy(vae, held_out, world)
     if vae.completion:
-        record[f"{name}_baseline_nll"] = mean_baseline_nll(vae, held_out)
+        record[f"{name}_baseline_nll"] = mean_baseline_nll(vae, held_out, world=world)
     return record, steps
 
 
-def _save(run_dir, config, vae, svi, epoch, step, metrics) -> None:
+def _save(run_dir, config, vae, svi, epoch, step, metrics, world=SINGLE) -> None:
+    """Rank 0 writes the checkpoint, with every process's generators (a collective: all call it)."""
+    streams = world.gather(capture_rng_state())
+    if not world.main:
+        return
     state = {
         "config": config.to_dict(),
         "epoch": epoch,
         "step": step,
         "model": vae.state_dict(),
         "optimizer": svi.state_dict(),
-        "rng": capture_rng_state(),
+        "rng": streams[0],
         "metrics": metrics,
     }
+    if world.distributed:
+        state["rng_ranks"] = streams
     try:
         save_checkpoint(run_dir / CHECKPOINT_NAME, state)
     except OSError as error:
