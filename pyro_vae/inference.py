@@ -132,8 +132,9 @@ def train_epoch(svi, vae: VAE, data: ImageData, steps_done: int = 0, on_step=Non
     order = epoch_order(len(train), config.batch_size, train.labels.device, epoch, config.seed, world)
     with svi.hot_path():
         for step, index in enumerate(order):
-            x = data.train_batch(world.shard(index))
-            y = None if condition is None else condition[world.shard(index)].to(x.device)
+            mine = world.shard(index)
+            x = data.train_batch(mine)
+            y = None if condition is None else condition[mine].to(x.device)
             loss = _step(svi, steps_done + step + 1, x, y)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(loss, step + 1)
