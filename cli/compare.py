@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from pyro_vae.compare import compare
 from pyro_vae.config import ELBOS, LIKELIHOODS, Config
 
 from .options import ChoiceList, config_options, given
@@ -22,6 +21,8 @@ from .options import ChoiceList, config_options, given
 def compare_command(likelihoods, elbos, k, out, **options):
     """Train (or reuse) one run per likelihood and ELBO estimator, evaluate each, and write
     compare.md, compare.json and compare.png into OUT."""
+    from pyro_vae.compare import compare
+
     base = Config(**given(options))
     Path(out).mkdir(parents=True, exist_ok=True)
     compare(base, likelihoods, elbos, Path(out), k=k, echo=click.echo)

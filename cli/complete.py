@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
-from pyro_vae.completion import completion_of
 from pyro_vae.config import MAX_SEED
-from pyro_vae.data import load_data
 from pyro_vae.errors import PyroVAEError
-from pyro_vae.runs import latest_run, load_run
-from pyro_vae.sampling import check_output_path, default_output_path
 
 from .options import DEVICE
 
@@ -28,7 +23,13 @@ from .options import DEVICE
 def complete_command(run_dir, n, draws, seed, device, data_dir, out):
     """Complete test digits from 1, 2 or 3 visible quadrants: per row the visible input, the truth,
     the baseline network's prediction and several CVAE completions, z ~ p(z | x_visible)."""
-    from pyro_vae.plotting import completion_figure  # matplotlib loads only when it is needed
+    import torch
+
+    from pyro_vae.completion import completion_of
+    from pyro_vae.data import load_data
+    from pyro_vae.plotting import completion_figure
+    from pyro_vae.runs import latest_run, load_run
+    from pyro_vae.sampling import check_output_path, default_output_path
 
     if out is not None and Path(out).suffix.lower() != ".png":
         raise PyroVAEError(f"--out must end in .png, got {out!r}")

@@ -7,11 +7,7 @@ import json
 import click
 
 from pyro_vae.config import MAX_SEED
-from pyro_vae.classifier import classifier_available, load_or_train_classifier
-from pyro_vae.data import load_data
-from pyro_vae.distributed import join
-from pyro_vae.evaluation import evaluate
-from pyro_vae.runs import latest_run, load_run
+from pyro_vae.errors import PyroVAEError
 
 from .options import DEVICE, launch_elsewhere, nproc_option
 
@@ -29,6 +25,12 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     """Evaluate RUN (default: the latest run) on its source's test images, nats per image. Under
     torchrun (or with --nproc N) the processes share the importance-weighted passes, with the same
     draws, so the bound is the one process's."""
+    from pyro_vae.classifier import classifier_available, load_or_train_classifier
+    from pyro_vae.data import load_data
+    from pyro_vae.distributed import join
+    from pyro_vae.evaluation import evaluate
+    from pyro_vae.runs import latest_run, load_run
+
     run_dir = run_dir or latest_run()
     if launch_elsewhere(nproc):
         return
@@ -44,6 +46,7 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier, world=world)
     if result is None:  # not rank 0: it has done its share
         return
+    tracked = _log_to_mlflow(run.path, {"run": str(run.path), **result.to_dict()}, k, seed)
     if as_json:
         click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))
         return
@@ -92,3 +95,17 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
             continue
         click.echo(f"  {'FID' if figure == 'fid' else 'class accuracy of samples'}: not measured ({reason})")
     click.echo(f"  ({result.seconds:.1f} s)")
+    if tracked:
+        click.echo(f"  logged to the run's MLflow run as {tracked}")
+
+
+def _log_to_mlflow(run_path, evaluation: dict, k: int, seed: int) -> str | None:
+    """A run trained with --track mlflow gets its evaluation; without MLflow installed, a note (the
+    evaluation is done and printed regardless)."""
+    from pyro_vae.tracking import log_evaluation
+
+    try:
+        return log_evaluation(run_path, evaluation, k, seed)
+    except PyroVAEError as error:
+        click.echo(f"pyro-vae: note: not logged to MLflow: {error}", err=True)
+        return None

@@ -6,11 +6,7 @@ from pathlib import Path
 
 import click
 
-from pyro_vae.classifier import classifier_available, load_or_train_classifier
-from pyro_vae.data import load_data, scored_images
 from pyro_vae.errors import PyroVAEError
-from pyro_vae.leaderboard import leaderboard_row, write_leaderboard
-from pyro_vae.runs import load_run
 
 from .options import DEVICE
 
@@ -25,6 +21,11 @@ def leaderboard_command(run_dirs, k, device, fresh, out):
     """Evaluate RUN_DIRS with the one evaluator (IWAE bound, ELBO, active units, FID) and write
     leaderboard.md, leaderboard.json and leaderboard.png into OUT. Each run's evaluation is saved
     in it as evaluate-kK.json and reused while its weights are unchanged."""
+    from pyro_vae.classifier import classifier_available, load_or_train_classifier
+    from pyro_vae.data import load_data, scored_images
+    from pyro_vae.leaderboard import leaderboard_row, write_leaderboard
+    from pyro_vae.runs import load_run
+
     runs = [load_run(run_dir, device=device) for run_dir in run_dirs]  # every run loads before any evaluation
     scored = {scored_images(run.config) for run in runs}
     if len(scored) > 1:

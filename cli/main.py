@@ -7,9 +7,7 @@ import sys
 
 import click
 
-from pyro_vae.distributed import leave
-from pyro_vae.errors import PyroVAEError
-from pyro_vae.training import TrainingInterrupted
+from pyro_vae.errors import PyroVAEError, TrainingInterrupted
 
 from . import options
 from .compare import compare_command
@@ -45,6 +43,15 @@ cli.add_command(complete_command)
 def _one_line(message, limit: int = 400) -> str:
     text = " ".join(str(message).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _leave_process_group() -> None:
+    """Leave torch.distributed's process group, if this process joined one (a command that never
+    loaded torch, such as --help, never did)."""
+    if "torch.distributed" in sys.modules:
+        from pyro_vae.distributed import leave
+
+        leave()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     finally:
-        leave()  # the process group, if torchrun started this process
+        _leave_process_group()
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 
 from pyro_vae.config import MAX_SEED
-from pyro_vae.plotting import plot_run
-from pyro_vae.runs import latest_run, load_run
 
 from .options import DEVICE
 
@@ -20,6 +18,9 @@ from .options import DEVICE
 def plot_command(run_dir, out_dir, seed, device, data_dir):
     """Plot RUN (default: the latest run): ELBO curves, reconstructions, the latent space,
     interpolations, the 2-D manifold (z_dim 2) and the style grid (conditional runs)."""
+    from pyro_vae.plotting import plot_run
+    from pyro_vae.runs import latest_run, load_run
+
     run = load_run(run_dir or latest_run(), device=device)
     for path in plot_run(run, out_dir=out_dir, seed=seed, data_dir=data_dir):
         click.echo(f"wrote {path}")

@@ -6,14 +6,14 @@ import json
 
 import click
 
-from pyro_vae.runs import list_runs, runs_root
-
 
 @click.command("runs")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of objects instead of the table.")
 def runs_command(as_json):
     """List the runs under $PYRO_VAE_RUNS (default ./runs): name, date, likelihood, ELBO
     estimator, conditional, epochs done of planned, best test ELBO."""
+    from pyro_vae.runs import list_runs, runs_root
+
     summaries = list_runs()
     if as_json:
         click.echo(json.dumps(summaries))

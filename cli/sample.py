@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pyro_vae.config import MAX_SEED
+from pyro_vae.config import MAX_SAMPLES, MAX_SEED
 from pyro_vae.errors import PyroVAEError
-from pyro_vae.runs import latest_run, load_run
-from pyro_vae.sampling import (
-    MAX_SAMPLES, check_output_path, default_output_path, grid_columns, sample_images, save_images,
-)  # fmt: skip
 
 from .options import DEVICE
 
@@ -24,6 +20,9 @@ from .options import DEVICE
 @click.option("--out", help="Output file: .png writes a grid of decoder means E[x|z], .npy the array (n, H, W) for grey images or (n, H, W, 3) for colour, float32 in [0, 1] [default: samples.png, samples-digitD.png or samples-classC.png in the current folder, numbered rather than overwritten].")
 def sample_command(run_dir, digit, class_name, n, seed, device, out):
     """Sample images: z ~ p(z), decoded to the mean image."""
+    from pyro_vae.runs import latest_run, load_run
+    from pyro_vae.sampling import check_output_path, default_output_path, grid_columns, sample_images, save_images
+
     if digit is not None and class_name is not None:
         raise PyroVAEError("give --digit or --class, not both")
     wanted = digit if digit is not None else class_name

@@ -16,42 +16,45 @@ into uint8 arrays), ``data`` (splits of uint8 images, on the device or read from
 closed-form KL), ``likelihoods`` p(x|z), ``model`` (the VAE: Pyro model and guide from the pieces),
 ``objectives`` (the loss and its per-step schedule), ``inference`` (the SVI step, the test ELBO),
 ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
-``sampling``, ``evaluation`` (ELBO parts, IWAE), ``plotting`` (figures), ``rng`` (generator
-states for exact resume).
+``sampling``, ``evaluation`` (ELBO parts, IWAE), ``plotting`` (figures), ``tracking`` (TensorBoard,
+MLflow), ``distributed`` (torchrun), ``rng`` (generator states for exact resume).
+
+The names below load on first use (PEP 562), so that ``import pyro_vae`` and ``pyro-vae --help`` do not
+wait for torch, Pyro and matplotlib.
 """
+
+from importlib import import_module
 
 from .config import Config
 from .errors import PyroVAEError
-from .evaluation import Evaluation, evaluate
-from .model import VAE
-from .posteriors import gaussian_kl
-from .runs import Run, latest_run, list_runs, load_run
-from .sampling import sample_images, save_images
-from .training import resume, train
 
-__all__ = [
-    "Config",
-    "Evaluation",
-    "evaluate",
-    "resume",
-    "PyroVAEError",
-    "VAE",
-    "Run",
-    "gaussian_kl",
-    "latest_run",
-    "list_runs",
-    "load_run",
-    "plot_run",
-    "sample_images",
-    "save_images",
-    "train",
-]
+# name -> the module that defines it
+_LAZY = {
+    "Evaluation": "evaluation",
+    "evaluate": "evaluation",
+    "VAE": "model",
+    "gaussian_kl": "posteriors",
+    "Run": "runs",
+    "latest_run": "runs",
+    "list_runs": "runs",
+    "load_run": "runs",
+    "sample_images": "sampling",
+    "save_images": "sampling",
+    "resume": "training",
+    "train": "training",
+    "plot_run": "plotting",
+}
+
+__all__ = ["Config", "PyroVAEError", *_LAZY]
 
 
 def __getattr__(name: str):
-    """``plot_run`` loads matplotlib, so it is imported on first use, not with the package."""
-    if name == "plot_run":
-        from .plotting import plot_run
-
-        return plot_run
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # once loaded, a plain attribute
+        return value
     raise AttributeError(f"module 'pyro_vae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

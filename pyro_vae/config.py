@@ -36,6 +36,7 @@ OBJECTIVES = ("elbo", "iwae")
 PRIORS = ("normal", "vamp")
 POSTERIORS = ("gaussian", "iaf")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
+MAX_SAMPLES = 100_000  # images one `sample` draws: 314 MB of float32; more is almost surely a typo
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
 
 
@@ -95,8 +96,9 @@ class Config:
                                          "(Salimans et al. 2017).", choices=LIKELIHOODS)  # fmt: skip
     mixture: int = hyper(1, "discretized-logistic: logistic components per subpixel.", minimum=1, maximum=64)
     normal_scale: float = hyper(0.1, "Standard deviation of the normal likelihood, in pixel units.", positive=True)
-    elbo: str = hyper("analytic", "analytic: TraceMeanField_ELBO, closed-form KL; trace: Trace_ELBO, "
-                                  "Monte-Carlo KL.", choices=ELBOS)  # fmt: skip
+    elbo: str = hyper(None, "analytic: TraceMeanField_ELBO, closed-form KL; trace: Trace_ELBO, Monte-Carlo KL "
+                            "(unset: analytic where the model allows it, trace for --stochastic-layers 2).",
+                      choices=ELBOS, kind=str)  # fmt: skip
     # the variants: each a piece the one model and guide compose (priors.py, posteriors.py, objectives.py)
     objective: str = hyper("elbo", "elbo: the ELBO (estimated as --elbo says); iwae: the importance-weighted "
                                    "bound with --particles draws per image (Burda et al. 2015).",
@@ -117,7 +119,7 @@ class Config:
     stochastic_layers: int = hyper(1, "1: p(z) p(x|z); 2: p(z2) p(z1|z2) p(x|z1) with q(z1|x) q(z2|z1).",
                                    minimum=1, maximum=2)  # fmt: skip
     top_z_dim: int = hyper(16, "Two stochastic layers: dimensions of the top latent z2.", minimum=1)
-    conditional: bool = hyper(False, "Train a conditional VAE on the class labels.")
+    conditional: bool = hyper(None, "Train a conditional VAE on the class labels (--labels turns it on).", kind=bool)
     label_every_layer: bool = hyper(True, "Conditional: feed the label to every layer or only to the input.",
                                     flag="--label-every-layer", secondary="--label-input-only")  # fmt: skip
     label_scale: float = hyper(30.0, "Conditional: the networks see this times the one-hot label.", positive=True)
@@ -133,8 +135,9 @@ class Config:
                                                 "(1: bottom-left; 2: the left half; 3: all but bottom-right), with "
                                                 "the deterministic baseline network trained first (Sohn et al. 2015).",
                                           kind=int, minimum=1, maximum=3)  # fmt: skip
-    baseline_epochs: int = hyper(3, "Image completion: epochs that train the baseline network alone, before the "
-                                     "CVAE's epochs (so --epochs must be larger).", minimum=1)  # fmt: skip
+    baseline_epochs: int = hyper(None, "Image completion: epochs that train the baseline network alone, before "
+                                       "the CVAE's epochs (unset: 3, or fewer so that --epochs leaves the CVAE "
+                                       "one).", kind=int, minimum=1)  # fmt: skip
     # start from the weights of this run directory (fine-tuning, e.g. with a lower learning rate)
     # instead of a fresh initialization; the networks must have the same shapes
     init_from: str | None = hyper(None, "Start from this run's weights (fine-tuning, e.g. with a lower --lr); "
@@ -161,7 +164,18 @@ class Config:
             self.class_names = tuple(self.class_names)
         if self.image_shape is None and self.dataset in NAMED_SOURCES:
             self._fill_named_source()
+        self._fill_unset_from_the_rest()
         self.validate()
+
+    def _fill_unset_from_the_rest(self) -> None:
+        """Fields left unset (None) whose best value depends on the others, so that an option the user
+        did not give never makes a combination fail; the run records the value taken."""
+        if self.elbo is None:  # TraceMeanField_ELBO's per-site KL needs z2 drawn before z1
+            self.elbo = "trace" if self.stochastic_layers == 2 else "analytic"
+        if self.conditional is None:
+            self.conditional = self.labels is not None
+        if self.baseline_epochs is None:
+            self.baseline_epochs = max(1, min(3, self.epochs - 1)) if _is_int(self.epochs) else 3
 
     def _fill_named_source(self) -> None:
         """A named source's shape (after --image-size and --channels) and classes, known up front."""

@@ -9,12 +9,11 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 
-from .config import MAX_SEED
+from .config import MAX_SAMPLES, MAX_SEED
 from .errors import PyroVAEError
 from .model import VAE
 
 OUTPUT_SUFFIXES = (".png", ".npy")
-MAX_SAMPLES = 100_000  # 314 MB of float32 images; more is almost surely a typo
 
 
 def check_digit(digit: int | None, num_classes: int = 10) -> None:

@@ -24,7 +24,7 @@ from .config import Config, replace
 from .data import balanced_labels, keep_labels, load_data
 from .device import device_name
 from .distributed import SINGLE, World, broadcast_parameters, join, stream_seed
-from .errors import PyroVAEError
+from .errors import PyroVAEError, TrainingInterrupted
 from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
 from .completion import mean_baseline_nll
 from .model import VAE
@@ -34,15 +34,6 @@ from .runs import CONFIG_NAME, Run, new_run_dir, write_metrics
 
 
 LABELED_NAME = "labeled.json"
-
-
-class TrainingInterrupted(Exception):
-    """Ctrl-C during training: the last complete checkpoint is kept and the run can be resumed."""
-
-    def __init__(self, run_dir: Path, completed_epochs: int):
-        super().__init__(f"interrupted after {completed_epochs} complete epoch(s)")
-        self.run_dir = run_dir
-        self.completed_epochs = completed_epochs
 
 
 def train(
@@ -261,8 +252,11 @@ def _save(run_dir, config, vae, svi, epoch, step, metrics, world=SINGLE) -> None
 
 def _summary(record: dict, config: Config) -> str:
     """One line per epoch; the training column is the objective's own bound (the IWAE-K bound for
-    --objective iwae, the beta-weighted ELBO during a warm-up), the test column the ELBO."""
-    trained = f"train iwae-{config.particles}" if config.objective == "iwae" else "train elbo"
+    --objective iwae, the beta-weighted ELBO during a warm-up, with the estimator named), the test column
+    the ELBO."""
+    trained = f"train iwae-{config.particles}" if config.objective == "iwae" else f"train elbo ({config.elbo})"
+    if config.labels is not None:
+        trained = "train M2 objective"  # labeled and unlabeled ELBOs plus the classifier term
     if config.visible_quadrants is not None and record["epoch"] <= config.baseline_epochs:
         trained = "train baseline -nll"  # the baseline trains alone first (objectives.py)
     name = "val" if "val_elbo" in record else "test"

@@ -174,13 +174,13 @@ BAD_INPUTS = {
     "zero particles": (["train", "--objective", "iwae", "--particles", "0", "--out", "{tmp}/r"], "--particles"),
     "VampPrior with labels": (["train", "--prior", "vamp", "--conditional", "--out", "{tmp}/r"], "--conditional"),
     "three stochastic layers": (["train", "--stochastic-layers", "3", "--out", "{tmp}/r"], "--stochastic-layers"),
-    "two layers with the mean-field ELBO": (["train", "--stochastic-layers", "2", "--out", "{tmp}/r"], "--elbo trace"),
+    "two layers with the mean-field ELBO": (["train", "--stochastic-layers", "2", "--elbo", "analytic", "--out", "{tmp}/r"],
+                                            "--elbo trace"),  # fmt: skip
     "unknown posterior": (["train", "--posterior", "realnvp", "--out", "{tmp}/r"], "'gaussian', 'iaf'"),
     "negative KL warm-up": (["train", "--kl-warmup", "-1", "--out", "{tmp}/r"], "--kl-warmup"),
     "leaderboard of a missing run": (["leaderboard", "{tmp}/nowhere"], "does not exist"),
     "leaderboard of nothing": (["leaderboard"], "run_dirs"),
     "plot with no runs at all": (["plot"], "no run"),
-    "labels without --conditional": (["train", "--labels", "100", "--out", "{tmp}/r"], "add --conditional"),
     "fewer labels than classes": (["train", "--conditional", "--labels", "5", "--out", "{tmp}/r"], "--labels"),
     "more labels than training images": (["train", "--conditional", "--labels", "70000", "--out", "{tmp}/r"], "--labels"),
     "labels that cannot be balanced": (["train", "--conditional", "--labels", "105", "--out", "{tmp}/r"], "balanced"),
@@ -196,7 +196,8 @@ BAD_INPUTS = {
                                "drop --conditional"),  # fmt: skip
     "completion with a grey likelihood": (["train", "--visible-quadrants", "2", "--likelihood", "normal",
                                            "--out", "{tmp}/r"], "bernoulli"),  # fmt: skip
-    "completion without CVAE epochs": (["train", "--visible-quadrants", "1", "--epochs", "3", "--out", "{tmp}/r"],
+    "completion without CVAE epochs": (["train", "--visible-quadrants", "1", "--epochs", "3", "--baseline-epochs", "3",
+                                        "--out", "{tmp}/r"],
                                        "--baseline-epochs"),  # fmt: skip
     "complete a plain VAE": (["complete", "--run", "{vae}", "--device", "cpu", "--out", "{tmp}/c.png"],
                              "not an image-completion model"),  # fmt: skip

@@ -4,6 +4,7 @@ that they compose, train, resume exactly and evaluate on real MNIST."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pyro
@@ -142,7 +143,8 @@ def test_two_stochastic_layers_weight_is_the_whole_chain():
         ({"particles": 5}, "--objective iwae"),
         ({"prior": "vamp", "conditional": True}, "--conditional"),
         ({"stochastic_layers": 2, "elbo": "trace", "conditional": True}, "--conditional"),
-        ({"stochastic_layers": 2}, "--elbo trace"),
+        ({"stochastic_layers": 2, "elbo": "analytic"}, "--elbo trace"),
+        ({"labels": 100, "conditional": False}, "add --conditional"),
         ({"objective": "renyi"}, "objective"),
         ({"stochastic_layers": 3}, "stochastic_layers"),
     ],
@@ -150,6 +152,27 @@ def test_two_stochastic_layers_weight_is_the_whole_chain():
 def test_combinations_that_cannot_work_are_named(changes, message):
     with pytest.raises(PyroVAEError, match=message):
         Config(**changes)
+
+
+def test_an_unset_option_takes_the_value_the_rest_allows():
+    """An option the user did not give never makes a combination fail (issue 26): it takes the value
+    the other options allow, and the config records the value taken."""
+    assert Config().elbo == "analytic" and Config(stochastic_layers=2).elbo == "trace"
+    assert Config(labels=100).conditional is True and Config().conditional is False
+    assert Config(visible_quadrants=1).baseline_epochs == 3
+    assert Config(visible_quadrants=1, epochs=3).baseline_epochs == 2
+    assert Config(visible_quadrants=1, epochs=2).baseline_epochs == 1
+
+
+def test_two_layers_with_elbo_unset_train_with_trace_and_the_epoch_line_says_so(tmp_path, data_root):
+    from conftest import run_cli
+
+    result = run_cli("train", "--stochastic-layers", "2", "--hidden-dims", "32", "--z-dim", "4", "--top-z-dim", "2",
+                     "--subset", "512", "--epochs", "1", "--device", "cpu", "--quiet", "--no-plot",
+                     "--out", tmp_path / "run")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "train elbo (trace)" in result.stdout, result.stdout
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["elbo"] == "trace"
 
 
 @pytest.mark.slow
