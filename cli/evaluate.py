@@ -18,7 +18,7 @@ from .options import DEVICE, launch_elsewhere, nproc_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the draws.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--data-dir", help="Folder holding MNIST/raw/, FashionMNIST/raw/, ... [default: the run's, else $PYRO_VAE_DATA].")
-@click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples to the test images in the classifier's feature space (the classifier is trained once, about a minute, then cached).")
+@click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples (as many as the test images, if fewer) to the test images in the classifier's feature space (the classifier is trained once, about a minute, then cached).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @nproc_option
 def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):

@@ -188,7 +188,8 @@ def _device_of(module: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def frechet_distance(vae: VAE, classifier, test_images: Split, n: int = 10_000, seed: int = 0) -> float:
     """The Frechet distance ||mu_s - mu_t||^2 + tr(S_s + S_t - 2 (S_s S_t)^(1/2)) between the
-    classifier features of n prior samples (decoder means) and of the grey test images, by
+    classifier features of n prior samples (decoder means; as many as the test images where they are
+    fewer than n, since FID's bias depends on the sample sizes) and of the grey test images, by
     torchmetrics' ``FrechetInceptionDistance`` with the classifier as its feature extractor (the
     Inception network of image FID knows nothing of 28x28 digits)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -199,7 +200,7 @@ def frechet_distance(vae: VAE, classifier, test_images: Split, n: int = 10_000, 
     metric = FrechetInceptionDistance(feature=ClassifierFeatures(classifier), normalize=True).to(_device_of(classifier))
     for chunk, _ in test_images.chunks(1000):
         metric.update(chunk.to(_device_of(classifier)), real=True)
-    samples = sample_images(vae, n=n, seed=seed)[0]
+    samples = sample_images(vae, n=min(n, len(test_images)), seed=seed)[0]
     for chunk in samples.split(1000):
         metric.update(flat_images(chunk).to(_device_of(classifier)), real=False)
     return metric.compute().item()

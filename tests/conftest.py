@@ -102,6 +102,19 @@ def run_main(*arguments, env_extra: dict | None = None) -> tuple[int, str, str]:
     return code, stdout.getvalue(), stderr.getvalue()
 
 
+def run_here(*arguments, env_extra: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``run_main`` with ``run_cli``'s answer (returncode, stdout, stderr), in ``cwd`` if given: for
+    tests that run many commands, where a process each would spend most of its time importing torch."""
+    previous = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        code, stdout, stderr = run_main(*arguments, env_extra=env_extra)
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess([str(argument) for argument in arguments], code, stdout, stderr)
+
+
 def run_cli(*args: str, env_extra: dict | None = None, cwd: Path | None = None, timeout: int = 600):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run(

@@ -129,22 +129,22 @@ def test_completion_run_beats_its_baseline_resumes_evaluates_and_completes(tmp_p
     two CVAE epochs. The CVAE's conditional NLL is below the baseline's, the run resumes bit for
     bit (the switch from baseline to CVAE goes by the global step, which the checkpoint keeps), and
     evaluate, complete and plot work."""
-    from conftest import run_cli
+    from conftest import run_here
 
     common = ["--visible-quadrants", "2", "--baseline-epochs", "1", "--z-dim", "8", "--hidden-dims", "128",
               "--device", "cpu", "--quiet", "--no-plot", "--data-dir", str(data_root)]  # fmt: skip
-    whole = run_cli("train", *common, "--epochs", "3", "--out", tmp_path / "whole")
+    whole = run_here("train", *common, "--epochs", "3", "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
     assert "train baseline" in whole.stdout and "baseline test nll" in whole.stdout
-    split = run_cli("train", *common, "--epochs", "2", "--out", tmp_path / "one")
+    split = run_here("train", *common, "--epochs", "2", "--out", tmp_path / "one")
     assert split.returncode == 0, split.stderr
-    resumed = run_cli("train", "--resume", tmp_path / "one", "--epochs", "3", "--quiet", "--no-plot")
+    resumed = run_here("train", "--resume", tmp_path / "one", "--epochs", "3", "--quiet", "--no-plot")
     assert resumed.returncode == 0, resumed.stderr
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=True)["model"]
     whole_weights = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(one[name], whole_weights[name]) for name in whole_weights)
 
-    evaluated = run_cli("evaluate", tmp_path / "whole", "--k", "10", "--device", "cpu", "--json")
+    evaluated = run_here("evaluate", tmp_path / "whole", "--k", "10", "--device", "cpu", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
     assert result["visible_quadrants"] == 2 and result["fid"] is None
@@ -154,12 +154,12 @@ def test_completion_run_beats_its_baseline_resumes_evaluates_and_completes(tmp_p
     metrics = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert math.isclose(result["baseline_nll"], metrics[-1]["test_baseline_nll"], rel_tol=1e-5)
 
-    complete = run_cli("complete", "--run", tmp_path / "whole", "--n", "3", "--draws", "4", "--device", "cpu",
+    complete = run_here("complete", "--run", tmp_path / "whole", "--n", "3", "--draws", "4", "--device", "cpu",
                        "--out", tmp_path / "c.png")  # fmt: skip
     assert complete.returncode == 0 and (tmp_path / "c.png").stat().st_size > 1000, complete.stderr
-    default = run_cli("complete", "--run", tmp_path / "whole", "--device", "cpu", cwd=tmp_path)
+    default = run_here("complete", "--run", tmp_path / "whole", "--device", "cpu", cwd=tmp_path)
     assert default.returncode == 0 and (tmp_path / "completion.png").exists(), default.stderr
-    plot = run_cli("plot", tmp_path / "whole", "--device", "cpu")
+    plot = run_here("plot", tmp_path / "whole", "--device", "cpu")
     assert plot.returncode == 0 and "completion.png" in plot.stdout, plot.stderr
-    sample = run_cli("sample", "--run", tmp_path / "whole", "--out", tmp_path / "s.png", "--device", "cpu")
+    sample = run_here("sample", "--run", tmp_path / "whole", "--out", tmp_path / "s.png", "--device", "cpu")
     assert sample.returncode == 2 and "pyro-vae complete" in sample.stderr

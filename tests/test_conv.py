@@ -143,7 +143,7 @@ VARIANTS = {
 def test_every_piece_trains_evaluates_and_samples_with_conv_networks(variant, tmp_path, data_root):
     env = {"PYRO_VAE_DATA": data_root, "PYRO_VAE_RUNS": tmp_path}
     out = tmp_path / variant
-    code, _, err = run_main("train", "--out", out, *SMALL, *VARIANTS[variant], env_extra=env)
+    code, _, err = run_main("train", "--out", out, "--epochs", "1", *SMALL, *VARIANTS[variant], env_extra=env)
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["network"] == "conv"
     code, text, err = run_main("evaluate", out, "--k", "3", "--json", "--no-fid", "--device", "cpu", env_extra=env)

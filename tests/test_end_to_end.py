@@ -114,8 +114,9 @@ def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, clas
     assert abs(last["test_elbo"] - figures["elbo"]) < 1.0
 
 
-def test_evaluate_is_determined_by_its_seed(cvae_run, data_root):
-    run = load_run(cvae_run, device="cpu")
+def test_evaluate_is_determined_by_its_seed(tmp_path, data_root):
+    config = Config(epochs=1, conditional=True, hidden_dims=(64,), z_dim=4, subset=1000, device="cpu", data_dir=str(data_root))
+    run = train(config, out=tmp_path / "cvae", quiet=True, echo=None)
     first, again, other = (evaluate(run, k=3, seed=seed, data_dir=str(data_root)).to_dict() for seed in (5, 5, 6))
     for figures in (first, again, other):
         figures.pop("seconds")
@@ -126,7 +127,7 @@ def test_evaluate_is_determined_by_its_seed(cvae_run, data_root):
 def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data_root):
     out = tmp_path / "compare"
     arguments = ["compare", "--likelihoods", "bernoulli,continuous-bernoulli,discretized-logistic", "--epochs", "1",
-                 "--hidden-dims", "64", "--z-dim", "4", "--k", "5", "--device", "cpu", "--out", out]
+                 "--hidden-dims", "64", "--z-dim", "4", "--k", "5", "--subset", "1000", "--device", "cpu", "--out", out]
     result = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
     assert result.returncode == 0, result.stderr
     records = json.loads((out / "compare.json").read_text())

@@ -103,9 +103,9 @@ def test_runs_lists_the_runs_that_exist(tmp_path, data_root):
     env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path)}
     empty = run_cli("runs", "--json", env_extra=env)
     assert empty.returncode == 0 and json.loads(empty.stdout) == []
-    for name, extra in (("plain", ["--tensorboard"]), ("cond", ["--conditional", "--elbo", "trace"])):
-        result = run_cli("train", "--epochs", "1", "--hidden-dims", "64", "--device", "cpu", "--quiet", "--no-plot",
-                         "--out", tmp_path / name, *extra, env_extra=env)  # fmt: skip
+    for name, extra in (("plain", ["--track", "tensorboard"]), ("cond", ["--conditional", "--elbo", "trace"])):
+        result = run_cli("train", "--epochs", "1", "--hidden-dims", "64", "--subset", "5000", "--device", "cpu", "--quiet",
+                         "--no-plot", "--out", tmp_path / name, *extra, env_extra=env)  # fmt: skip
         assert result.returncode == 0, result.stderr
     (tmp_path / "not-a-run").mkdir()
     listed = run_cli("runs", "--json", env_extra=env)
@@ -116,7 +116,7 @@ def test_runs_lists_the_runs_that_exist(tmp_path, data_root):
     assert runs["plain"]["conditional"] is False and runs["plain"]["likelihood"] == "bernoulli"
     for run in runs.values():
         assert run["epochs_done"] == 1 and run["epochs"] == 1
-        assert -250 < run["best_test_elbo"] < -90
+        assert -350 < run["best_test_elbo"] < -90  # one epoch of 5,000 images: learning, not yet good
         metrics = [json.loads(line) for line in (tmp_path / run["name"] / "metrics.jsonl").read_text().splitlines()]
         assert run["best_test_elbo"] == max(record["test_elbo"] for record in metrics)
     table = run_cli("runs", env_extra=env)

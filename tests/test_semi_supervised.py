@@ -110,12 +110,12 @@ def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_an
 ):
     """A real run through the CLI: 100 labels (10 per class), two epochs of small networks. It
     classifies the test set well above chance, resumes bit for bit, and evaluate, sample and plot work."""
-    from conftest import run_cli
+    from conftest import run_here
 
     env = {"XDG_CACHE_HOME": str(classifier_cache)}
-    common = ["--conditional", "--labels", "100", "--z-dim", "8", "--hidden-dims", "128", "--device", "cpu",
-              "--quiet", "--no-plot", "--data-dir", str(data_root)]  # fmt: skip
-    whole = run_cli("train", *common, "--epochs", "2", "--out", tmp_path / "whole", env_extra=env)
+    common = ["--conditional", "--labels", "100", "--z-dim", "8", "--hidden-dims", "128", "--subset", "20000",
+              "--device", "cpu", "--quiet", "--no-plot", "--data-dir", str(data_root)]  # fmt: skip
+    whole = run_here("train", *common, "--epochs", "2", "--out", tmp_path / "whole", env_extra=env)
     assert whole.returncode == 0, whole.stderr
     assert "accuracy" in whole.stdout
     labeled = json.loads((tmp_path / "whole" / "labeled.json").read_text())
@@ -123,24 +123,24 @@ def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_an
     metrics = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["test_accuracy"] > 0.5  # chance is 0.1; a classifier on the 100 labels alone gets ~0.7
 
-    first = run_cli("train", *common, "--epochs", "1", "--out", tmp_path / "split", env_extra=env)
+    first = run_here("train", *common, "--epochs", "1", "--out", tmp_path / "split", env_extra=env)
     assert first.returncode == 0, first.stderr
-    resumed = run_cli("train", "--resume", tmp_path / "split", "--epochs", "2", "--quiet", "--no-plot", env_extra=env)
+    resumed = run_here("train", "--resume", tmp_path / "split", "--epochs", "2", "--quiet", "--no-plot", env_extra=env)
     assert resumed.returncode == 0, resumed.stderr
     split_weights = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
     whole_weights = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(split_weights[name], whole_weights[name]) for name in whole_weights)
 
-    evaluated = run_cli("evaluate", tmp_path / "whole", "--k", "5", "--device", "cpu", "--json", env_extra=env)
+    evaluated = run_here("evaluate", tmp_path / "whole", "--k", "5", "--device", "cpu", "--json", env_extra=env)
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
     assert result["classification_accuracy"] == pytest.approx(metrics[-1]["test_accuracy"])
     assert result["elbo"] < result["log_likelihood"] < 0 and result["kl_estimator"] == "monte carlo"
     assert 0 <= result["digit_accuracy"] <= 1
-    sample = run_cli("sample", "--run", tmp_path / "whole", "--digit", "3", "--out", tmp_path / "three.png",
+    sample = run_here("sample", "--run", tmp_path / "whole", "--digit", "3", "--out", tmp_path / "three.png",
                      "--device", "cpu", env_extra=env)  # fmt: skip
     assert sample.returncode == 0 and (tmp_path / "three.png").stat().st_size > 1000, sample.stderr
-    plot = run_cli("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
+    plot = run_here("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
     assert plot.returncode == 0 and "style.png" in plot.stdout, plot.stderr
 
 

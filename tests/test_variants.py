@@ -165,9 +165,9 @@ def test_an_unset_option_takes_the_value_the_rest_allows():
 
 
 def test_two_layers_with_elbo_unset_train_with_trace_and_the_epoch_line_says_so(tmp_path, data_root):
-    from conftest import run_cli
+    from conftest import run_here
 
-    result = run_cli("train", "--stochastic-layers", "2", "--hidden-dims", "32", "--z-dim", "4", "--top-z-dim", "2",
+    result = run_here("train", "--stochastic-layers", "2", "--hidden-dims", "32", "--z-dim", "4", "--top-z-dim", "2",
                      "--subset", "512", "--epochs", "1", "--device", "cpu", "--quiet", "--no-plot",
                      "--out", tmp_path / "run")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -177,8 +177,8 @@ def test_two_layers_with_elbo_unset_train_with_trace_and_the_epoch_line_says_so(
 
 @pytest.mark.slow
 def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plots(tmp_path, data_root):
-    """The issue's example composition, through the installed CLI on real MNIST with small networks."""
-    from conftest import run_cli
+    """The issue's example composition, through the CLI's main on real MNIST with small networks."""
+    from conftest import run_here
     from test_reliability import tensors_equal
 
     from pyro_vae.checkpoint import load_checkpoint
@@ -188,26 +188,26 @@ def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plo
                "--z-dim", "8", "--top-z-dim", "4", "--device", "cpu", "--quiet", "--no-plot",
                "--subset", "3000"]  # plumbing and exact resume: 3,000 training and test digits do  # fmt: skip
     env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path / "runs")}
-    whole = run_cli("train", "--epochs", "2", "--out", tmp_path / "whole", *variant, env_extra=env)
+    whole = run_here("train", "--epochs", "2", "--out", tmp_path / "whole", *variant, env_extra=env)
     assert whole.returncode == 0, whole.stderr
-    halted = run_cli("train", "--epochs", "1", "--out", tmp_path / "halted", *variant, env_extra=env)
+    halted = run_here("train", "--epochs", "1", "--out", tmp_path / "halted", *variant, env_extra=env)
     assert halted.returncode == 0, halted.stderr
-    resumed = run_cli("train", "--resume", tmp_path / "halted", "--epochs", "2", "--no-plot", env_extra=env)
+    resumed = run_here("train", "--resume", tmp_path / "halted", "--epochs", "2", "--no-plot", env_extra=env)
     assert resumed.returncode == 0, resumed.stderr
     reference, again = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("whole", "halted"))
     assert reference["config"]["posterior"] == "iaf" and reference["config"]["stochastic_layers"] == 2
     for key in ("model", "optimizer", "rng", "step"):
         assert tensors_equal(again[key], reference[key]), key
-    evaluation = run_cli("evaluate", tmp_path / "whole", "--k", "4", "--json", "--device", "cpu", env_extra=env)
+    evaluation = run_here("evaluate", tmp_path / "whole", "--k", "4", "--json", "--device", "cpu", env_extra=env)
     assert evaluation.returncode == 0, evaluation.stderr
     import json
 
     figures = json.loads(evaluation.stdout)
     assert figures["kl_estimator"] == "monte carlo" and figures["kl_pyro"] is None
     assert figures["elbo"] < figures["log_likelihood"] < 0
-    sample = run_cli("sample", "--run", tmp_path / "whole", "--n", "9", "--out", tmp_path / "s.npy", env_extra=env)
+    sample = run_here("sample", "--run", tmp_path / "whole", "--n", "9", "--out", tmp_path / "s.npy", env_extra=env)
     assert sample.returncode == 0, sample.stderr
-    plot = run_cli("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
+    plot = run_here("plot", tmp_path / "whole", "--device", "cpu", env_extra=env)
     assert plot.returncode == 0 and "latent.png" in plot.stdout, plot.stderr
 
 
@@ -217,7 +217,7 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     the issue's keys, the command that remakes the run, its published counterpart, and the figure."""
     import json
 
-    from conftest import run_cli
+    from conftest import run_here
 
     from pyro_vae import train
 
@@ -225,7 +225,7 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     train(Config(**small), out=tmp_path / "elbo", quiet=True, echo=None)
     train(Config(**small, objective="iwae", particles=3), out=tmp_path / "iwae", quiet=True, echo=None)
     out = tmp_path / "board"
-    result = run_cli("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
+    result = run_here("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
                      "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "leaderboard.json").read_text())
@@ -243,7 +243,7 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     assert "| VAE |" in (out / "leaderboard.md").read_text() and (out / "leaderboard.png").stat().st_size > 10_000
 
     # Each evaluation is saved in its run and reused while the weights are the ones it scored.
-    again = run_cli("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
+    again = run_here("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
                     "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
     assert again.returncode == 0 and again.stdout.count("reusing") == 2, again.stdout + again.stderr
     assert json.loads((out / "leaderboard.json").read_text()) == rows
