@@ -46,9 +46,10 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier, world=world)
     if result is None:  # not rank 0: it has done its share
         return
-    tracked = _log_to_mlflow(run.path, {"run": str(run.path), **result.to_dict()}, k, seed)
+    record = {"run": str(run.path), **result.to_dict()}
+    tracked = _log_to_mlflow(run.path, record, k, seed)
     if as_json:
-        click.echo(json.dumps({"run": str(run.path), **result.to_dict()}))
+        click.echo(json.dumps(record))
         return
     target = "log p(x|y)" if result.conditional else "log p(x)"
     if result.classification_accuracy is not None:

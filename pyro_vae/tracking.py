@@ -31,8 +31,8 @@ MLFLOW_NAME = "mlflow.json"  # in the run directory: where its MLflow run lives
 EXPERIMENT = "pyro-vae"  # MLflow experiment of every run, unless MLFLOW_EXPERIMENT_NAME names another
 
 
-def _epoch_metrics(record: dict) -> dict[str, float]:
-    """The numbers of one metrics.jsonl record, the epoch aside (it is the step)."""
+def _numbers(record: dict) -> dict[str, float]:
+    """The numbers of a metrics.jsonl record or an evaluation, the epoch aside (it is the step)."""
     return {key: float(value) for key, value in record.items()
             if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool)}  # fmt: skip
 
@@ -97,7 +97,7 @@ class MLflowTracker:
         if self.run_id is None:
             self.run_id = self._start(Path(run_dir), vae.config)
         stamp = int(time.time() * 1000)
-        metrics = [Metric(key, value, stamp, record["epoch"]) for key, value in _epoch_metrics(record).items()]
+        metrics = [Metric(key, value, stamp, record["epoch"]) for key, value in _numbers(record).items()]
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def _start(self, run_dir: Path, config) -> str:
@@ -153,7 +153,7 @@ def log_evaluation(run_dir, evaluation: dict, k: int, seed: int) -> str | None:
         path.write_text(json.dumps(evaluation, indent=1) + "\n")
         client.log_artifact(address["run_id"], str(path))
     stamp = int(time.time() * 1000)
-    for key, value in _epoch_metrics(evaluation).items():  # step k: evaluations at several k side by side
+    for key, value in _numbers(evaluation).items():  # step k: evaluations at several k side by side
         client.log_metric(address["run_id"], f"eval/{key}", value, stamp, step=k)
     return name
 
