@@ -28,11 +28,11 @@ from .distributed import SINGLE, World, stream_seed
 from .checkpoint import weights_fingerprint
 from .classifier import classifier_available
 from .errors import PyroVAEError
-from .completion import mean_baseline_nll
+from .completion import grey_target_losses, mean_baseline_nll
 from .inference import classification_accuracy
 from .likelihoods import is_discrete
 from .model import VAE
-from .objectives import particle_log_weights
+from .objectives import LabelsWeighted, particle_log_weights
 from .runs import Run
 
 # Decoder rows (image, draw) at once. On CPU 4096 rows keep the 13 MB of logits near the cores'
@@ -61,7 +61,7 @@ class Evaluation:
     conditional: bool
     likelihood: str
     bits_per_dim: float  # bernoulli: of the binarized image; discretized-logistic: of the 8-bit image;
-    # continuous: a bound for the 8-bit image, through dequantization
+    # continuous: a bound for the 8-bit image, through dequantization; completion: per hidden subpixel
     gradient_variance_trace: float  # total variance of the per-image ELBO gradient, Trace_ELBO
     gradient_variance_trace_stderr: float
     gradient_variance_analytic: float  # the same under TraceMeanField_ELBO
@@ -76,6 +76,8 @@ class Evaluation:
     visible_quadrants: int | None = None  # image completion: log_likelihood is then log p(x_hidden | x_visible)
     cvae_nll: float | None = None  # image completion: -log_likelihood, the CVAE's -log p(x_hidden | x_visible)
     baseline_nll: float | None = None  # image completion: the deterministic baseline's, exact
+    cvae_neg_elbo_grey: float | None = None  # image completion, Pyro's tutorial's figure: Trace_ELBO(10 particles), grey targets
+    baseline_nll_grey: float | None = None  # image completion: the baseline's cross-entropy against grey targets
     seconds: float | None = None
     seed: int = 0
     weights_sha256: str | None = None  # checkpoint.weights_fingerprint of the networks scored
@@ -120,11 +122,21 @@ def pyro_analytic_kl(vae: VAE, x: torch.Tensor, y) -> float:
     return TraceMeanField_ELBO().loss(poutine.block(vae.model, hide=["x"]), vae.guide, x, y)
 
 
+def estimators(vae: VAE) -> dict:
+    """The two ELBO estimators compared: Trace_ELBO (KL sampled) and TraceMeanField_ELBO (KL in
+    closed form). A semi-supervised model is scored as it is trained on unlabeled images, y summed
+    out under its own q(y|x) (``LabelsWeighted``): the test labels stay unread."""
+    pair = {"trace": Trace_ELBO(), "analytic": TraceMeanField_ELBO()}
+    if vae.classifier:
+        return {name: LabelsWeighted(estimator, vae.classify, vae.config.num_classes) for name, estimator in pair.items()}
+    return pair
+
+
 @torch.no_grad()
 def elbo_spread(vae: VAE, x: torch.Tensor, y, repeats: int = 100) -> tuple[float, float]:
     """Standard deviation over ``repeats`` draws of each estimator's loss on one batch, nats/image."""
     spreads = []
-    for estimator in (Trace_ELBO(), TraceMeanField_ELBO()):
+    for estimator in estimators(vae).values():
         losses = torch.tensor([estimator.loss(vae.model, vae.guide, x, y) for _ in range(repeats)])
         spreads.append((losses / x.shape[0]).std().item())
     return spreads[0], spreads[1]
@@ -160,11 +172,24 @@ def active_units(vae: VAE, images: Split, threshold: float = 0.01) -> list[int]:
     through q(z2 | z1 = E[z1|x])."""
     means = [[] for _ in range(1 + len(vae.upward))]
     for x, labels in images.chunks(1000):
-        z_mean = vae.posterior_mean(x, vae.one_hot(labels.to(x.device)) if vae.config.conditional else None)
+        if vae.classifier:
+            z_mean = semi_supervised_posterior_mean(vae, x)
+        else:
+            z_mean = vae.posterior_mean(x, vae.one_hot(labels.to(x.device)) if vae.config.conditional else None)
         means[0].append(z_mean)
         for index, layer in enumerate(vae.upward, start=1):
             means[index].append(layer(z_mean).mean)
     return [int((torch.cat(layer_means).var(dim=0) > threshold).sum()) for layer_means in means]
+
+
+@torch.no_grad()
+def semi_supervised_posterior_mean(vae: VAE, x: torch.Tensor) -> torch.Tensor:
+    """E_q[z | x] = sum_y q(y|x) E_q[z | x, y]: the mean of the model's own q(z|x) with the label
+    summed out, one encoder pass over the (classes * n) pairs."""
+    classes, n = vae.config.num_classes, x.shape[0]
+    labels = torch.arange(classes, device=x.device).repeat_interleave(n)
+    z_means = vae.posterior_mean(x.repeat(classes, *[1] * (x.dim() - 1)), vae.one_hot(labels)).reshape(classes, n, -1)
+    return torch.einsum("nc,cnd->nd", vae.classify(x).probs, z_means)
 
 
 class ClassifierFeatures(torch.nn.Module):
@@ -317,7 +342,8 @@ def evaluate(
     scored_labels = True if run.config.conditional and not vae.classifier else None
     bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test, scored_labels, k, batch_size, seed, world)
     figures = {}
-    pixels = run.config.pixels
+    # Bits per dimension divide by the subpixels scored: for image completion, the hidden ones.
+    pixels = int(vae.completion[0].hidden.sum().item()) if vae.completion else run.config.pixels
     if discrete:
         figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False, pixels=pixels)
     else:
@@ -330,9 +356,10 @@ def evaluate(
     n = len(test)
     first = torch.arange(min(128, n), device=test.labels.device)
     x = test.batch(first)
-    y = vae.one_hot(test.labels[first].to(x.device)) if run.config.conditional else None
+    # The test labels condition a conditional VAE; a semi-supervised one sums them out (``estimators``).
+    y = vae.one_hot(test.labels[first].to(x.device)) if run.config.conditional and not vae.classifier else None
     spread_trace, spread_analytic = elbo_spread(vae, x, y)
-    for name, estimator in (("trace", Trace_ELBO()), ("analytic", TraceMeanField_ELBO())):
+    for name, estimator in estimators(vae).items():
         variance, stderr = gradient_variance(vae.model, vae.guide, vae.parameters(), x, y, estimator)
         figures[f"gradient_variance_{name}"], figures[f"gradient_variance_{name}_stderr"] = variance, stderr
     figures["active_units"], *top = active_units(vae, test)
@@ -342,6 +369,8 @@ def evaluate(
         figures["visible_quadrants"] = run.config.visible_quadrants
         figures["cvae_nll"] = -bounds.mean().item()
         figures["baseline_nll"] = mean_baseline_nll(vae, test)
+        grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
+        figures["cvae_neg_elbo_grey"], figures["baseline_nll_grey"] = grey_target_losses(vae, grey)
     if classifier is not None:
         grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
         figures["fid"] = frechet_distance(vae, classifier, grey, seed=seed)

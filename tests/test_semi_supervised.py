@@ -104,6 +104,50 @@ def test_labeled_images_observe_y_and_unlabeled_ones_draw_it():
     assert model.nodes["y"]["is_observed"] and torch.equal(model.nodes["y"]["value"], y)
 
 
+def test_the_evaluator_bound_with_the_kl_in_closed_form_is_the_sum_over_classes_by_hand():
+    """``LabelsWeighted(TraceMeanField_ELBO)``, the evaluator's analytic estimator for an unlabeled
+    image: sum_y q(y|x) [log p(x|y,z_y) + log p(y) - KL(q(z|x,y) || p(z))] + H(q(y|x)), on the
+    same draws of z_y; the classifier gets gradients through q(y|x)."""
+    from pyro.infer import TraceMeanField_ELBO
+
+    from pyro_vae.objectives import LabelsWeighted
+
+    vae, x = small_m2(), binary_batch()
+    estimator = LabelsWeighted(TraceMeanField_ELBO(), vae.classify, NUM_CLASSES)
+    pyro.set_rng_seed(5)
+    bound = -estimator.loss(vae.model, vae.guide, x)
+    pyro.set_rng_seed(5)
+    with torch.no_grad():
+        q_y = vae.classify(x)
+        assert q_y.probs.min() > 1e-8  # an untrained classifier rules out no label: every pair is scored
+        y = one_hot(torch.arange(NUM_CLASSES).repeat(x.shape[0]), NUM_CLASSES)  # each image with each label
+        every_image = x.repeat_interleave(NUM_CLASSES, 0)
+        q_z = vae.posterior(every_image, vae.condition(y))
+        z = q_z.rsample()
+        kl = torch.distributions.kl_divergence(q_z, vae.prior((len(y),)))
+        terms = vae.likelihood(z, vae.condition(y)).log_prob(every_image) + vae.label_prior((len(y),)).log_prob(y) - kl
+        by_hand = (q_y.probs.reshape(-1) * terms).sum() + q_y.entropy().sum()
+    assert bound == pytest.approx(by_hand.item(), rel=1e-5)
+    estimator.loss_and_grads(vae.model, vae.guide, x)
+    assert vae.classifier[0].net.layers[0].weight.grad.abs().sum() > 0
+
+
+def test_semi_supervised_active_units_read_q_of_y_not_the_labels():
+    """E_q[z|x] = sum_y q(y|x) E_q[z|x,y] for the active-unit count: shuffling the labels the split
+    carries changes nothing."""
+    from pyro_vae.evaluation import active_units, semi_supervised_posterior_mean
+
+    vae, x = small_m2(), binary_batch(12)
+    mean = semi_supervised_posterior_mean(vae, x)
+    probabilities = vae.classify(x).probs
+    by_hand = sum(probabilities[:, [label]] * vae.posterior_mean(x, one_hot(torch.full((12,), label), 10))
+                  for label in range(NUM_CLASSES))  # fmt: skip
+    assert torch.allclose(mean, by_hand, atol=1e-6)
+    labels = torch.arange(12) % NUM_CLASSES
+    assert active_units(vae, Split(x, labels), threshold=0.0) == active_units(vae, Split(x, labels.flip(0)), threshold=0.0)
+    assert active_units(vae, Split(x, labels), threshold=0.0)[0] == 4
+
+
 @pytest.mark.slow
 def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_and_plots(
     tmp_path, data_root, digit_classifier, classifier_cache
