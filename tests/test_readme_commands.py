@@ -93,7 +93,7 @@ def test_sample_never_overwrites_its_default_output(tmp_path, data_root):
     """A second `sample --digit 5` numbers its file; a plain VAE's default name is samples.png."""
     from pyro_vae import Config, train
 
-    train(Config(epochs=1, z_dim=4, hidden_dims=(32,), conditional=True, device="cpu", data_dir=str(data_root)),
+    train(Config(epochs=1, z_dim=4, hidden_dims=(32,), conditional=True, subset=2000, device="cpu", data_dir=str(data_root)),
           out=tmp_path / "runs" / "cvae", quiet=True, echo=None)  # fmt: skip
     env = {"PYRO_VAE_RUNS": str(tmp_path / "runs")}
     (tmp_path / "samples-digit5.png").write_bytes(b"mine")
