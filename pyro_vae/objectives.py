@@ -130,7 +130,7 @@ class LabelsWeighted:
     pass, each pair's terms weighted by q(c|x) (``poutine.scale``); the entropy by hand. A pair with
     q(c|x) < NEGLIGIBLE_WEIGHT is left out: its share of the bound is below float32's resolution
     of it, and a trained classifier gives most pairs weights under 1e-30, whose products in the
-    backward pass are denormal floats (5 s a gradient instead of 0.2 on this CPU). ``LabelsSummed`` is the
+    backward pass are denormal floats (5 s a gradient instead of 0.08 on this CPU). ``LabelsSummed`` is the
     Trace_ELBO case by enumeration; this form lets the evaluator compare the two KL estimators on a
     semi-supervised model without reading test labels. Gradients reach the classifier through the
     weights and the entropy, as they do in training."""
