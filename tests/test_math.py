@@ -154,3 +154,22 @@ def test_iwae_bound_tightens_with_k_and_chunks_agree(monkeypatch):
     # other draws (the generator fills chunks differently), same bound to Monte-Carlo precision;
     # a chunking bug that mixed images or dropped draws would move it by far more
     torch.testing.assert_close(iwae_bound(log_weights).mean(), many, rtol=5e-4, atol=0)
+
+
+@pytest.mark.parametrize("samples", [40, 400])  # fewer samples than features: singular covariances, as in small runs
+def test_frechet_distance_matches_torchmetrics_general_eigensolver(samples):
+    """FID by two symmetric eigensolvers equals torchmetrics' eigvals(S_1 @ S_2) form, and the moments
+    are numpy's mean and unbiased covariance; the distance of a set to itself is zero."""
+    from torchmetrics.image.fid import _compute_fid
+
+    from pyro_vae.evaluation import feature_moments, frechet_distance_of_moments
+
+    generator = torch.Generator().manual_seed(0)
+    real = torch.relu(torch.randn(samples, 60, generator=generator) @ torch.randn(60, 60, generator=generator))
+    fake = torch.relu(torch.randn(samples, 60, generator=generator) + 0.5)
+    (mean_real, cov_real), (mean_fake, cov_fake) = feature_moments(real.split(7)), feature_moments([fake])
+    assert torch.allclose(mean_real, real.double().mean(0)) and torch.allclose(cov_real, torch.cov(real.double().T))
+    ours = frechet_distance_of_moments(mean_real, cov_real, mean_fake, cov_fake)
+    theirs = _compute_fid(mean_real, cov_real, mean_fake, cov_fake).item()
+    assert ours == pytest.approx(theirs, rel=1e-6) and ours > 1.0
+    assert abs(frechet_distance_of_moments(mean_real, cov_real, mean_real, cov_real)) < 1e-6 * ours

@@ -76,7 +76,7 @@ def test_every_readme_command_runs_as_typed(tmp_path, data_root, monkeypatch):
         assert "Traceback" not in stderr, command
         if arguments[0] == "sample" and "--out" not in arguments:
             written = tmp_path / stdout.strip().rsplit(" to ", 1)[1]
-            assert written.name == "samples-digit5.png" and written.parent == tmp_path, result.stdout
+            assert written.name == "samples-digit5.png" and written.parent == tmp_path, stdout
             with Image.open(written) as image:
                 assert image.size == (8 * 28 + 9 * 2,) * 2 and np.asarray(image).std() > 10
         if arguments[0] == "--version":

@@ -152,8 +152,9 @@ def test_semi_supervised_active_units_read_q_of_y_not_the_labels():
 def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_and_plots(
     tmp_path, data_root, digit_classifier, classifier_cache
 ):
-    """A real run through the CLI: 100 labels (10 per class), two epochs of small networks. It
-    classifies the test set well above chance, resumes bit for bit, and evaluate, sample and plot work."""
+    """A real run through the CLI: 100 labels (10 per class), two epochs of small networks on 20,000
+    images. It classifies the test set well above chance, evaluate, sample and plot work, and a run
+    on 4,000 images resumes bit for bit."""
     from conftest import run_here
 
     env = {"XDG_CACHE_HOME": str(classifier_cache)}
@@ -167,12 +168,15 @@ def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_an
     metrics = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["test_accuracy"] > 0.5  # chance is 0.1; a classifier on the 100 labels alone gets ~0.7
 
-    first = run_here("train", *common, "--epochs", "1", "--out", tmp_path / "split", env_extra=env)
-    assert first.returncode == 0, first.stderr
+    # Exact resume on 4,000 images: 1 + 1 epochs against 2 in one go (the accuracy above needs 20,000).
+    small = [*common[: common.index("--subset")], "--subset", "4000", *common[common.index("--subset") + 2 :]]
+    for out, epochs in (("small", "2"), ("split", "1")):
+        trained = run_here("train", *small, "--epochs", epochs, "--out", tmp_path / out, env_extra=env)
+        assert trained.returncode == 0, trained.stderr
     resumed = run_here("train", "--resume", tmp_path / "split", "--epochs", "2", "--quiet", "--no-plot", env_extra=env)
     assert resumed.returncode == 0, resumed.stderr
     split_weights = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["model"]
-    whole_weights = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["model"]
+    whole_weights = torch.load(tmp_path / "small" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(split_weights[name], whole_weights[name]) for name in whole_weights)
 
     evaluated = run_here("evaluate", tmp_path / "whole", "--k", "5", "--device", "cpu", "--json", env_extra=env)
