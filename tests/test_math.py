@@ -159,7 +159,8 @@ def test_iwae_bound_tightens_with_k_and_chunks_agree(monkeypatch):
 @pytest.mark.parametrize("samples", [40, 400])  # fewer samples than features: singular covariances, as in small runs
 def test_frechet_distance_matches_torchmetrics_general_eigensolver(samples):
     """FID by two symmetric eigensolvers equals torchmetrics' eigvals(S_1 @ S_2) form, and the moments
-    are numpy's mean and unbiased covariance; the distance of a set to itself is zero."""
+    are numpy's mean and unbiased covariance; the distance of a set to itself is zero; the form from
+    the features themselves (an n_1 x n_2 SVD) gives the same, for sets of equal and unequal sizes."""
     from torchmetrics.image.fid import _compute_fid
 
     from pyro_vae.evaluation import feature_moments, frechet_distance_of_moments
@@ -173,3 +174,8 @@ def test_frechet_distance_matches_torchmetrics_general_eigensolver(samples):
     theirs = _compute_fid(mean_real, cov_real, mean_fake, cov_fake).item()
     assert ours == pytest.approx(theirs, rel=1e-6) and ours > 1.0
     assert abs(frechet_distance_of_moments(mean_real, cov_real, mean_real, cov_real)) < 1e-6 * ours
+    from pyro_vae.evaluation import frechet_distance_of_features
+
+    assert frechet_distance_of_features(real, fake) == pytest.approx(ours, rel=1e-6)
+    assert frechet_distance_of_features(real, real[: samples // 2]) == pytest.approx(
+        frechet_distance_of_moments(mean_real, cov_real, *feature_moments([real[: samples // 2]])), rel=1e-6)

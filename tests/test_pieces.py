@@ -175,3 +175,27 @@ def test_gradient_variance_is_zero_for_the_closed_form_kl_and_positive_for_its_e
     trace, trace_se = gradient_variance(blocked, vae.guide, parameters, x, None, Trace_ELBO(), 200)
     assert analytic == pytest.approx(0, abs=1e-10) and analytic_se == pytest.approx(0, abs=1e-10)
     assert trace > 3 * trace_se > 0
+
+
+def test_gradient_variance_is_the_formula_over_the_draws_it_made(monkeypatch):
+    """V = 1/(R-1) sum_r ||g_r - mean(g)||^2 and its standard error, from gradients taken by hand with
+    the same draws; the float64 centring a block of parameters at a time (blocks of 100 here, so the
+    encoder's parameters span many) changes nothing but the order of the sums."""
+    from pyro_vae import evaluation
+
+    vae, x = small_vae(), binary_batch()
+    parameters = list(vae.parameters())
+    monkeypatch.setattr(evaluation, "GRADIENT_BLOCK", 100)
+    pyro.set_rng_seed(5)
+    variance, stderr = gradient_variance(vae.model, vae.guide, parameters, x, None, Trace_ELBO(), 20)
+    pyro.set_rng_seed(5)
+    by_hand = []
+    for _ in range(20):
+        for parameter in parameters:
+            parameter.grad = None
+        Trace_ELBO().loss_and_grads(vae.model, vae.guide, x, None)
+        by_hand.append((torch.cat([parameter.grad.reshape(-1) for parameter in parameters]) / x.shape[0]).double())
+    stacked = torch.stack(by_hand)
+    deviations = (stacked - stacked.mean(0)).square().sum(1) * 20 / 19
+    assert variance == pytest.approx(deviations.mean().item(), rel=1e-9)
+    assert stderr == pytest.approx((deviations.std() / 20**0.5).item(), rel=1e-9)
