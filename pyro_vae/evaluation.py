@@ -136,30 +136,23 @@ def estimators(vae: VAE) -> dict:
     return pair
 
 
-@torch.no_grad()
-def elbo_spread(vae: VAE, x: torch.Tensor, y, repeats: int = 100) -> tuple[float, float]:
-    """Standard deviation over ``repeats`` draws of each estimator's loss on one batch, nats/image."""
-    spreads = []
-    for estimator in estimators(vae).values():
-        losses = torch.tensor([estimator.loss(vae.model, vae.guide, x, y) for _ in range(repeats)])
-        spreads.append((losses / x.shape[0]).std().item())
-    return spreads[0], spreads[1]
-
-
-def gradient_variance(model, guide, parameters, x: torch.Tensor, y, estimator, repeats: int = 100):
-    """The total variance of the per-image ELBO gradient over ``parameters`` (all the networks')
-    across ``repeats`` draws on one fixed batch, and its standard error:
+def estimator_noise(model, guide, parameters, x: torch.Tensor, y, estimator, repeats: int = 100):
+    """An ELBO estimator's noise over ``repeats`` draws on one fixed batch: the standard deviation of
+    its loss (nats per image), and the total variance of the per-image gradient over ``parameters``
+    (all the networks') with its standard error:
 
         V = 1/(R-1) sum_r ||g_r - mean(g)||^2,  se(V) = std_r(R/(R-1) ||g_r - mean(g)||^2) / sqrt(R)
 
-    This, not the spread of the loss's value, is what an estimator's noise costs SGD."""
+    The variance, not the spread of the loss's value, is what an estimator's noise costs SGD. Both
+    come from the same draws: one forward pass each instead of a second set without gradients."""
     parameters = [parameter for parameter in parameters if parameter.requires_grad]
     gradients = torch.empty(repeats, sum(parameter.numel() for parameter in parameters), device=x.device)
+    losses = torch.empty(repeats, dtype=torch.float64)
     with torch.enable_grad():
         for draw in range(repeats):
             for parameter in parameters:
                 parameter.grad = None
-            estimator.loss_and_grads(model, guide, x, y)
+            losses[draw] = estimator.loss_and_grads(model, guide, x, y)
             flat = [torch.zeros_like(p).reshape(-1) if p.grad is None else p.grad.reshape(-1) for p in parameters]
             torch.cat(flat, out=gradients[draw]).div_(x.shape[0])
     for parameter in parameters:
@@ -172,7 +165,8 @@ def gradient_variance(model, guide, parameters, x: torch.Tensor, y, estimator, r
         block = block.double()
         squared_norms += (block - block.mean(0)).square().sum(1)
     deviations = squared_norms * repeats / (repeats - 1)
-    return deviations.mean().item(), (deviations.std() / math.sqrt(repeats)).item()
+    spread = (losses / x.shape[0]).std().item()
+    return spread, deviations.mean().item(), (deviations.std() / math.sqrt(repeats)).item()
 
 
 @torch.no_grad()
@@ -411,10 +405,10 @@ def evaluate(
     x = test.batch(first)
     # The test labels condition a conditional VAE; a semi-supervised one sums them out (``estimators``).
     y = vae.one_hot(test.labels[first].to(x.device)) if run.config.conditional and not vae.classifier else None
-    spread_trace, spread_analytic = elbo_spread(vae, x, y)
     for name, estimator in estimators(vae).items():
-        variance, stderr = gradient_variance(vae.model, vae.guide, vae.parameters(), x, y, estimator)
-        figures[f"gradient_variance_{name}"], figures[f"gradient_variance_{name}_stderr"] = variance, stderr
+        spread, variance, stderr = estimator_noise(vae.model, vae.guide, vae.parameters(), x, y, estimator)
+        figures[f"elbo_spread_{name}"], figures[f"gradient_variance_{name}"] = spread, variance
+        figures[f"gradient_variance_{name}_stderr"] = stderr
     figures["active_units"], *top = active_units(vae, test)
     figures["active_units_top"] = top[0] if top else None
     if vae.completion:  # no prior p(z) to sample from: no FID, no digit accuracy
@@ -447,8 +441,6 @@ def evaluate(
         log_likelihood_stderr=(bounds.std() / math.sqrt(n)).item(),
         k=k,
         n_images=n,
-        elbo_spread_trace=spread_trace,
-        elbo_spread_analytic=spread_analytic,
         conditional=run.config.conditional,
         likelihood=run.config.likelihood,
         seconds=time.perf_counter() - started,

@@ -13,13 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from conftest import CLASSIFIER_SUBSET, run_cli, run_here
 from pyro_vae import Config, evaluate, load_run, train
 from pyro_vae.classifier import accuracy
 
 pytestmark = pytest.mark.slow
 
-# A short conditional run with the default design: the accuracy test and the CLI tests share it.
+# A short conditional run with the default design on the first 20,000 images (the digit_classifier
+# fixture's split, so `evaluate` finds that classifier): the accuracy test and the CLI tests share it.
 SHORT_CVAE_EPOCHS = 2
 
 
@@ -33,7 +34,7 @@ def cvae_run(runs_root, data_root):
     """A conditional run trained through the installed `pyro-vae` entry point."""
     out = runs_root / "cvae"
     result = run_cli(
-        "train", "--conditional", "--epochs", SHORT_CVAE_EPOCHS, "--device", "cpu", "--quiet",
+        "train", "--conditional", "--epochs", SHORT_CVAE_EPOCHS, "--subset", CLASSIFIER_SUBSET, "--device", "cpu", "--quiet",
         "--out", out, env_extra={"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(runs_root)},
     )
     assert result.returncode == 0, result.stderr
@@ -92,8 +93,8 @@ def test_conditional_samples_are_the_asked_digit(cvae_run, digit_classifier):
 
 def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, classifier_cache):
     """The classifier the digit_classifier fixture cached is the one `evaluate` loads."""
-    result = run_cli("evaluate", cvae_run, "--k", "10", "--json", "--device", "cpu",
-                     env_extra={"XDG_CACHE_HOME": str(classifier_cache)})
+    result = run_here("evaluate", cvae_run, "--k", "10", "--json", "--device", "cpu",
+                      env_extra={"XDG_CACHE_HOME": str(classifier_cache)})
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     required = {"elbo", "reconstruction", "kl_analytic", "kl_pyro", "log_likelihood",
@@ -128,7 +129,7 @@ def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data
     out = tmp_path / "compare"
     arguments = ["compare", "--likelihoods", "bernoulli,continuous-bernoulli,discretized-logistic", "--epochs", "1",
                  "--hidden-dims", "64", "--z-dim", "4", "--k", "5", "--subset", "1000", "--device", "cpu", "--out", out]
-    result = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    result = run_here(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
     assert result.returncode == 0, result.stderr
     records = json.loads((out / "compare.json").read_text())
     assert [r["variant"] for r in records] == ["bernoulli-analytic", "continuous-bernoulli-analytic",
@@ -142,7 +143,7 @@ def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data
     assert "bernoulli-analytic" in table and "compare with none of them" in table
     with Image.open(out / "compare.png") as image:
         assert image.size[0] > 400 and np.asarray(image.convert("L")).std() > 10
-    again = run_cli(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
+    again = run_here(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})
     assert again.returncode == 0 and again.stdout.count("reusing") == 3, again.stdout
 
 

@@ -1,4 +1,4 @@
-"""Figures, run listing and Fashion-MNIST, through the installed entry point on real data.
+"""Figures, run listing and Fashion-MNIST, through the CLI's ``main`` in this process on real data.
 
 Each figure must be written, have the size its declaration gives, and not be blank; the same seed
 must give the same bytes. Fashion-MNIST comes from Debian's dataset-fashion-mnist (.ci/run installs
@@ -13,7 +13,7 @@ import matplotlib.image
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import run_here
 from pyro_vae.data import load_dataset
 from pyro_vae.sources import DEBIAN_FASHION_MNIST
 from pyro_vae.plotting import FIGURE_DPI, FIGURE_SIZES
@@ -47,7 +47,7 @@ def fashion_run(tmp_path_factory, fashion_root):
     ends by plotting every figure, the manifold and the style grid included."""
     runs = tmp_path_factory.mktemp("fashion-runs")
     out = runs / "fashion-cvae"
-    result = run_cli(
+    result = run_here(
         "train", "--dataset", "fashion-mnist", "--conditional", "--z-dim", "2", "--hidden-dims", "128",
         "--epochs", "1", "--device", "cpu", "--quiet", "--out", out,
         env_extra={"PYRO_VAE_DATA": str(fashion_root), "PYRO_VAE_RUNS": str(runs)},
@@ -75,7 +75,7 @@ def test_train_ends_by_plotting_every_figure_of_a_2d_conditional_run(fashion_run
 def test_plot_is_deterministic_for_a_seed_and_changes_with_it(fashion_run, tmp_path, fashion_root):
     env = {"PYRO_VAE_DATA": str(fashion_root)}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        result = run_cli("plot", fashion_run, "--seed", seed, "--device", "cpu", "--out", tmp_path / name, env_extra=env)
+        result = run_here("plot", fashion_run, "--seed", seed, "--device", "cpu", "--out", tmp_path / name, env_extra=env)
         assert result.returncode == 0, result.stderr
         assert result.stdout.count("wrote ") == 6
     for figure in ("reconstructions.png", "interpolations.png", "style.png", "latent.png"):
@@ -88,11 +88,11 @@ def test_plot_of_a_vae_with_a_32d_latent(tmp_path, data_root):
     keeps train from plotting."""
     env = {"PYRO_VAE_DATA": str(data_root)}
     run = tmp_path / "vae"
-    result = run_cli("train", "--epochs", "1", "--hidden-dims", "128", "--device", "cpu", "--quiet", "--no-plot",
+    result = run_here("train", "--epochs", "1", "--hidden-dims", "128", "--device", "cpu", "--quiet", "--no-plot",
                      "--out", run, env_extra=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert not list(run.glob("*.png"))
-    result = run_cli("plot", run, "--device", "cpu", env_extra=env)
+    result = run_here("plot", run, "--device", "cpu", env_extra=env)
     assert result.returncode == 0, result.stderr
     assert {path.name for path in run.glob("*.png")} == RUN_FIGURES
     for name in RUN_FIGURES:
@@ -101,14 +101,14 @@ def test_plot_of_a_vae_with_a_32d_latent(tmp_path, data_root):
 
 def test_runs_lists_the_runs_that_exist(tmp_path, data_root):
     env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path)}
-    empty = run_cli("runs", "--json", env_extra=env)
+    empty = run_here("runs", "--json", env_extra=env)
     assert empty.returncode == 0 and json.loads(empty.stdout) == []
     for name, extra in (("plain", ["--track", "tensorboard"]), ("cond", ["--conditional", "--elbo", "trace"])):
-        result = run_cli("train", "--epochs", "1", "--hidden-dims", "64", "--subset", "5000", "--device", "cpu", "--quiet",
+        result = run_here("train", "--epochs", "1", "--hidden-dims", "64", "--subset", "5000", "--device", "cpu", "--quiet",
                          "--no-plot", "--out", tmp_path / name, *extra, env_extra=env)  # fmt: skip
         assert result.returncode == 0, result.stderr
     (tmp_path / "not-a-run").mkdir()
-    listed = run_cli("runs", "--json", env_extra=env)
+    listed = run_here("runs", "--json", env_extra=env)
     assert listed.returncode == 0, listed.stderr
     runs = {run["name"]: run for run in json.loads(listed.stdout)}
     assert set(runs) == {"plain", "cond"}
@@ -119,7 +119,7 @@ def test_runs_lists_the_runs_that_exist(tmp_path, data_root):
         assert -350 < run["best_test_elbo"] < -90  # one epoch of 5,000 images: learning, not yet good
         metrics = [json.loads(line) for line in (tmp_path / run["name"] / "metrics.jsonl").read_text().splitlines()]
         assert run["best_test_elbo"] == max(record["test_elbo"] for record in metrics)
-    table = run_cli("runs", env_extra=env)
+    table = run_here("runs", env_extra=env)
     assert table.returncode == 0
     assert "plain" in table.stdout and "cond" in table.stdout and "not-a-run" not in table.stdout
     check_tensorboard_log(tmp_path / "plain")

@@ -14,7 +14,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from pyro_vae import Config, VAE
 from pyro_vae.data import one_hot
-from pyro_vae.evaluation import bits_per_dim, gradient_variance, importance_weights, iwae_bound, split_bounds
+from pyro_vae.evaluation import bits_per_dim, estimator_noise, importance_weights, iwae_bound, split_bounds
 from pyro_vae.likelihoods import reconstruction_log_likelihood
 from pyro_vae.networks import ConditionedMLP, concatenate, conditioned_linear
 from pyro_vae.plotting import prior_quantiles
@@ -171,15 +171,16 @@ def test_gradient_variance_is_zero_for_the_closed_form_kl_and_positive_for_its_e
     vae, x = small_vae(), binary_batch()
     blocked = poutine.block(vae.model, hide=["x"])
     parameters = list(vae.encoder.parameters())
-    analytic, analytic_se = gradient_variance(blocked, vae.guide, parameters, x, None, TraceMeanField_ELBO(), 50)
-    trace, trace_se = gradient_variance(blocked, vae.guide, parameters, x, None, Trace_ELBO(), 200)
+    analytic_spread, analytic, analytic_se = estimator_noise(blocked, vae.guide, parameters, x, None, TraceMeanField_ELBO(), 50)
+    trace_spread, trace, trace_se = estimator_noise(blocked, vae.guide, parameters, x, None, Trace_ELBO(), 200)
     assert analytic == pytest.approx(0, abs=1e-10) and analytic_se == pytest.approx(0, abs=1e-10)
+    assert analytic_spread == pytest.approx(0, abs=1e-6) and trace_spread > 0
     assert trace > 3 * trace_se > 0
 
 
-def test_gradient_variance_is_the_formula_over_the_draws_it_made(monkeypatch):
-    """V = 1/(R-1) sum_r ||g_r - mean(g)||^2 and its standard error, from gradients taken by hand with
-    the same draws; the float64 centring a block of parameters at a time (blocks of 100 here, so the
+def test_estimator_noise_is_the_formulas_over_the_draws_it_made(monkeypatch):
+    """The losses' standard deviation per image, V = 1/(R-1) sum_r ||g_r - mean(g)||^2 and its standard
+    error, from losses and gradients taken by hand with the same draws; the float64 centring a block of parameters at a time (blocks of 100 here, so the
     encoder's parameters span many) changes nothing but the order of the sums."""
     from pyro_vae import evaluation
 
@@ -187,15 +188,16 @@ def test_gradient_variance_is_the_formula_over_the_draws_it_made(monkeypatch):
     parameters = list(vae.parameters())
     monkeypatch.setattr(evaluation, "GRADIENT_BLOCK", 100)
     pyro.set_rng_seed(5)
-    variance, stderr = gradient_variance(vae.model, vae.guide, parameters, x, None, Trace_ELBO(), 20)
+    spread, variance, stderr = estimator_noise(vae.model, vae.guide, parameters, x, None, Trace_ELBO(), 20)
     pyro.set_rng_seed(5)
-    by_hand = []
+    by_hand, losses = [], []
     for _ in range(20):
         for parameter in parameters:
             parameter.grad = None
-        Trace_ELBO().loss_and_grads(vae.model, vae.guide, x, None)
+        losses.append(Trace_ELBO().loss_and_grads(vae.model, vae.guide, x, None))
         by_hand.append((torch.cat([parameter.grad.reshape(-1) for parameter in parameters]) / x.shape[0]).double())
     stacked = torch.stack(by_hand)
     deviations = (stacked - stacked.mean(0)).square().sum(1) * 20 / 19
     assert variance == pytest.approx(deviations.mean().item(), rel=1e-9)
     assert stderr == pytest.approx((deviations.std() / 20**0.5).item(), rel=1e-9)
+    assert spread == pytest.approx((torch.tensor(losses, dtype=torch.float64) / x.shape[0]).std().item(), rel=1e-9)

@@ -113,7 +113,7 @@ def test_ctrl_c_keeps_the_checkpoint_prints_the_resume_command_and_exits_130(uni
 
 
 def test_resume_with_more_epochs_raises_the_total(tmp_path, data_root):
-    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, subset=5000, device="cpu", data_dir=str(data_root))
     run = train(config, out=tmp_path / "run", quiet=True, echo=None)
     resumed = resume(run.path, epochs=2, quiet=True, echo=None)
     assert [record["epoch"] for record in resumed.metrics] == [1, 2]
@@ -123,7 +123,7 @@ def test_resume_with_more_epochs_raises_the_total(tmp_path, data_root):
 
 
 def test_a_write_that_fails_part_way_leaves_the_previous_checkpoint_whole(tmp_path, data_root, monkeypatch):
-    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, subset=5000, device="cpu", data_dir=str(data_root))
     run = train(config, out=tmp_path / "run", quiet=True, echo=None)
     path = run.path / "checkpoint.pt"
     before = path.read_bytes()
@@ -163,7 +163,7 @@ def test_a_diverging_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoin
 def test_init_from_starts_from_the_other_runs_weights(tmp_path, data_root):
     """Fine-tuning: a run started with init_from has the other run's weights before its first
     step (a learning rate of 1e-12 leaves them where they were) and records where they came from."""
-    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, subset=5000, device="cpu", data_dir=str(data_root))
     first = train(config, out=tmp_path / "first", quiet=True, echo=None)
     tuned_config = replace(config, learning_rate=1e-12, init_from=str(first.path), seed=1)
     tuned = train(tuned_config, out=tmp_path / "tuned", quiet=True, echo=None)
@@ -176,7 +176,7 @@ def test_init_from_starts_from_the_other_runs_weights(tmp_path, data_root):
 def test_classic_svi_trains_resumes_exactly_and_matches_the_fast_step(tmp_path, data_root):
     """`--no-fast` (pyro.infer.SVI with pyro.optim.Adam) is the path results/default-vae resumes
     through: it must train, resume bit for bit, and take the fast step's updates up to float noise."""
-    classic = Config(epochs=2, hidden_dims=(64,), z_dim=4, device="cpu", fast=False, data_dir=str(data_root))
+    classic = Config(epochs=2, hidden_dims=(64,), z_dim=4, subset=10000, device="cpu", fast=False, data_dir=str(data_root))
     reference = train(classic, out=tmp_path / "classic", quiet=True, echo=None)
     train(replace(classic, epochs=1), out=tmp_path / "halted", quiet=True, echo=None)
     resume(tmp_path / "halted", epochs=2, quiet=True, echo=None)
@@ -193,7 +193,7 @@ def test_classic_svi_trains_resumes_exactly_and_matches_the_fast_step(tmp_path, 
 def test_init_from_adds_a_new_piece_to_a_trained_vae(tmp_path, data_root):
     """A VampPrior or an IAF fine-tuned from a plain VAE: encoder and decoder start from its
     weights, the pseudo-inputs and flows fresh; a different network shape is still refused."""
-    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, device="cpu", data_dir=str(data_root))
+    config = Config(epochs=1, hidden_dims=(64,), z_dim=4, subset=5000, device="cpu", data_dir=str(data_root))
     first = train(config, out=tmp_path / "first", quiet=True, echo=None)
     vamp = replace(config, prior="vamp", pseudo_inputs=10, learning_rate=1e-12, init_from=str(first.path))
     tuned = train(vamp, out=tmp_path / "vamp", quiet=True, echo=None)

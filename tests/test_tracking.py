@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_here
 
 pytestmark = pytest.mark.slow
 
@@ -21,14 +21,14 @@ def test_mlflow_run_holds_the_config_each_epoch_the_figures_and_the_evaluation(t
     env = {"PYRO_VAE_DATA": str(data_root), "MLFLOW_TRACKING_URI": ""}  # unset: ./mlruns
     train = ["train", "--epochs", "1", "--hidden-dims", "64", "--z-dim", "4", "--subset", "1000",
              "--device", "cpu", "--quiet", "--out", "run", "--track", "mlflow"]  # fmt: skip
-    first = run_cli(*train, env_extra=env, cwd=tmp_path)
+    first = run_here(*train, env_extra=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     address = json.loads((tmp_path / "run" / "mlflow.json").read_text())
     assert (tmp_path / "mlruns").is_dir()  # MLflow's file store, in the folder the command ran in
-    resumed = run_cli("train", "--resume", "run", "--epochs", "2", "--track", "mlflow", "--no-plot",
-                      env_extra=env, cwd=tmp_path)  # fmt: skip
+    resumed = run_here("train", "--resume", "run", "--epochs", "2", "--track", "mlflow", "--no-plot",
+                       env_extra=env, cwd=tmp_path)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
-    evaluated = run_cli("evaluate", "run", "--k", "3", "--no-fid", "--device", "cpu", env_extra=env, cwd=tmp_path)
+    evaluated = run_here("evaluate", "run", "--k", "3", "--no-fid", "--device", "cpu", env_extra=env, cwd=tmp_path)
     assert evaluated.returncode == 0 and "logged to the run's MLflow run" in evaluated.stdout, evaluated.stderr
 
     client = MlflowClient((tmp_path / "mlruns").as_uri())
