@@ -92,10 +92,12 @@ def test_conditional_samples_are_the_asked_digit(cvae_run, digit_classifier):
 
 
 def test_cli_evaluate_json_reports_every_figure(cvae_run, digit_classifier, classifier_cache):
-    """The classifier the digit_classifier fixture cached is the one `evaluate` loads."""
+    """The classifier the digit_classifier fixture cached is the one `evaluate` loads: it trains none."""
+    cached = {path: path.stat().st_mtime_ns for path in classifier_cache.rglob("*.pt")}
     result = run_here("evaluate", cvae_run, "--k", "10", "--json", "--device", "cpu",
                       env_extra={"XDG_CACHE_HOME": str(classifier_cache)})
     assert result.returncode == 0, result.stderr
+    assert cached and {path: path.stat().st_mtime_ns for path in classifier_cache.rglob("*.pt")} == cached
     figures = json.loads(result.stdout)
     required = {"elbo", "reconstruction", "kl_analytic", "kl_pyro", "log_likelihood",
                 "log_likelihood_stderr", "k", "n_images", "digit_accuracy", "gradient_variance_trace",
