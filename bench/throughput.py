@@ -48,7 +48,8 @@ from pyro.infer import JitTraceMeanField_ELBO
 
 from pyro_vae.config import Config
 from pyro_vae.data import ImageData, Split, batches, binarize, load_mnist
-from pyro_vae.evaluation import split_bounds
+from pyro_vae.sources.named import MNIST_SHAPE
+from pyro_vae.bounds import split_bounds
 from pyro_vae.inference import make_svi, train_epoch
 from pyro_vae.model import VAE
 
@@ -132,7 +133,7 @@ def time_steps(args, data) -> dict:
 
 def as_data(binary: torch.Tensor, labels: torch.Tensor) -> ImageData:
     """Binary float images as the training data of one timed turn (no test split: it only trains)."""
-    return ImageData(train=Split(binary, labels), test=Split(binary[:0], labels[:0]), binarize_train=False)
+    return ImageData(train=Split(binary, labels), test=Split(binary[:0], labels[:0]), binarize_train=False, image_shape=MNIST_SHAPE)
 
 
 def time_data(args, data, repeats: int = 7) -> dict:

@@ -16,7 +16,8 @@ import json
 import torch
 from torch import nn
 
-from .data import MNIST_SHAPE, Split, batches
+from .data import Split, batches
+from .sources.named import MNIST_SHAPE
 
 MIN_SIDE = 4  # two 2x2 poolings need at least this many pixels a side
 
@@ -95,7 +96,7 @@ def digit_accuracy(classifier: nn.Module, vae, samples_per_digit: int = 200, see
 def classifier_cache_path(dataset: str = "mnist", config=None):
     """``mnist-cnn.pt`` for a named source as stored; for any other source or shape, a name keyed by
     what decides the classifier's training images and shape."""
-    from .data import default_cache_dir
+    from .storage import default_cache_dir
 
     name = f"{dataset}-cnn.pt"
     if config is not None and (config.dataset not in ("mnist", "fashion-mnist", "cifar10", "svhn") or config.image_size

@@ -18,16 +18,17 @@ the likelihood is masked, so visible pixels add exactly nothing to log p.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
-
-import math
 
 from .data import Split
 from .distributed import SINGLE, World
 from .errors import PyroVAEError
 from .likelihoods import pixel_mean, softplus
 from .networks import ConditionedMLP
+from .rng import draw
 
 QUADRANTS_SEEN = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left", "top-right", "bottom-left")}
 
@@ -124,8 +125,6 @@ def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> di
     """For images x (n, C*H*W): the visible input (hidden pixels grey), the baseline's prediction and
     ``draws`` CVAE completions per image, z ~ p(z | c) decoded to its mean, each (n, ..., C, H, W) in
     [0, 1] with the visible pixels as given. The z are drawn from the CPU ``generator``."""
-    from .sampling import draw
-
     completion = completion_of(vae)
     visible, hidden = completion.visible, completion.hidden
     condition = completion.condition(x)

@@ -38,6 +38,7 @@ POSTERIORS = ("gaussian", "iaf")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 MAX_SAMPLES = 100_000  # images one `sample` draws: 314 MB of float32; more is almost surely a typo
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
+# (model.check_size counts them on torch's meta device, before anything is allocated)
 
 
 def hyper(default, help: str, *, flag: str | None = None, choices: tuple | None = None, minimum=None,
@@ -212,11 +213,6 @@ class Config:
         for combination, reason in self.impossible_combinations():
             if combination:
                 raise PyroVAEError(reason)
-        if self.pixels is not None and self.network_parameters() > MAX_PARAMETERS:
-            raise PyroVAEError(
-                f"the encoder and decoder would hold {self.network_parameters():,} parameters, more than "
-                f"{MAX_PARAMETERS:,}; choose smaller hidden_dims or z_dim"
-            )
 
     def impossible_combinations(self):
         """(holds, one-line reason) for each combination of variants that cannot work."""
@@ -286,47 +282,6 @@ class Config:
         if self.likelihood != "discretized-logistic":
             return 1
         return 2 if self.mixture == 1 else 3 * self.mixture
-
-    def network_parameters(self) -> int:
-        """Weights and biases of every network (with the label at every layer, an upper bound)."""
-        pixels, classes = self.pixels, self.num_classes or 0
-        label = classes if self.conditional else 0
-        networks = self._reader_size(2 * self.z_dim, label) + self._generator_size(self.decoder_outputs, label)
-        pseudo_inputs = self.pseudo_inputs * pixels if self.prior == "vamp" else 0
-        flows = self.flows * 3 * (4 * self.z_dim) ** 2 if self.posterior == "iaf" else 0  # about
-        classifier = self._reader_size(classes, 0) if self.labels is not None else 0
-        completion = 0
-        if self.visible_quadrants is not None:  # the visible pixels at two inputs, a prior net, a baseline
-            baseline = [pixels, *self.hidden_dims, pixels]
-            first_layers = self.hidden_dims[0] + self.hidden_dims[-1] if self.network == "mlp" else (
-                self._smallest_map() + 16 * self.conv_channels[0])  # fmt: skip
-            completion = pixels * first_layers + self._reader_size(2 * self.z_dim, 0) + sum(
-                a * b + b for a, b in zip(baseline[:-1], baseline[1:])
-            )
-        return networks + pseudo_inputs + flows + classifier + completion
-
-    def _reader_size(self, out_dim: int, condition: int) -> int:
-        """Parameters of ``networks.image_network`` (x -> out_dim), a condition at every layer."""
-        if self.network == "conv":
-            channels = [self.image_shape[0], *self.conv_channels]
-            convs = sum(16 * a * b + b + condition * b for a, b in zip(channels[:-1], channels[1:]))
-            return convs + (self._smallest_map() + condition + 1) * out_dim
-        widths = [self.pixels, *self.hidden_dims, out_dim]
-        return sum((a + condition) * b + b for a, b in zip(widths[:-1], widths[1:]))
-
-    def _smallest_map(self) -> int:
-        """Values in the convolutional networks' smallest feature map (each layer halves a side, rounded up)."""
-        depth = len(self.conv_channels)
-        return self.conv_channels[-1] * math.prod(-(-side // 2**depth) for side in self.image_shape[1:])
-
-    def _generator_size(self, outputs: int, condition: int) -> int:
-        """Parameters of ``networks.image_generator`` (z -> outputs * C*H*W)."""
-        if self.network == "conv":
-            channels = [*reversed(self.conv_channels), outputs * self.image_shape[0]]
-            convs = sum(16 * a * b + b + condition * b for a, b in zip(channels[:-1], channels[1:]))
-            return (self.z_dim + condition + 1) * self._smallest_map() + convs
-        widths = [self.z_dim, *reversed(self.hidden_dims), outputs * self.pixels]
-        return sum((a + condition) * b + b for a, b in zip(widths[:-1], widths[1:]))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,6 +1,6 @@
 """The images a run trains on, from any source, as uint8 pixels that become floats per batch.
 
-A source (``Config.dataset``) is read once by ``sources.py`` into an array of shape (N, C, H, W),
+A source (``Config.dataset``) is read once by ``sources`` into an array of shape (N, C, H, W),
 uint8, with its labels and class names where it has them. This module cuts it into splits and
 serves batches:
 
@@ -17,14 +17,11 @@ serves batches:
 - Bernoulli likelihood: the held-out splits are binarized once with a fixed seed (stored as 0 and
   255), the training batches afresh at every step (dynamic binarization).
 
-The data root is chosen by, in order: the explicit ``data_dir`` (``--data-dir``), the environment
-variable ``PYRO_VAE_DATA``, and a per-user cache directory.
+Where the data and caches live, and the files on disk, are ``storage.py``'s.
 """
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,92 +30,12 @@ import torch
 
 from .config import NAMED_SOURCES, Config
 from .errors import PyroVAEError
+from .sources import read_source
+from .storage import DiskImages, memory_limit, resolve_data_root
 
-MNIST_SHAPE = (1, 28, 28)  # MNIST and Fashion-MNIST; every other module reads the shape from the run
 TEST_BINARIZATION_SEED = 1234  # fixed, so that test figures compare between runs
 SPLIT_SEED = 0  # which images a source without a test split holds out, and which --validation takes
-DEFAULT_MEMORY_LIMIT = 1 << 30  # a split larger than 1 GiB of uint8 stays on disk, read by batch
 CHUNK_VALUES = 1 << 20  # pixels per chunk of a pass over a split: 1,000 MNIST images, 85 of 64x64x3
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pyro-vae"
-
-
-def resolve_data_root(data_dir: str | None = None) -> Path:
-    if data_dir:
-        return Path(data_dir).expanduser()
-    if os.environ.get("PYRO_VAE_DATA"):
-        return Path(os.environ["PYRO_VAE_DATA"]).expanduser()
-    return default_cache_dir() / "data"
-
-
-def memory_limit() -> int:
-    """Bytes of uint8 pixels a split may take on the device; ``PYRO_VAE_MEMORY_LIMIT`` (bytes, or
-    with a K, M or G suffix) overrides the default 1 GiB."""
-    text = os.environ.get("PYRO_VAE_MEMORY_LIMIT", "").strip().upper()
-    if not text:
-        return DEFAULT_MEMORY_LIMIT
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
-    try:
-        return int(float(text.rstrip("KMG")) * scale)
-    except ValueError:
-        raise PyroVAEError(f"PYRO_VAE_MEMORY_LIMIT must be bytes such as 500M or 2G, got {text!r}") from None
-
-
-def npy_header(path: Path):
-    """(shape, fortran_order, dtype, offset of the data) of a .npy file, read without loading it."""
-    try:
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = reader(handle)
-            return shape, fortran_order, dtype, handle.tell()
-    except (ValueError, OSError) as error:
-        raise PyroVAEError(f"{path} is not a readable .npy array: {error}".splitlines()[0]) from None
-
-
-class DiskImages:
-    """Rows of a uint8 ``.npy`` file on disk, (N, D), read on demand with positional reads.
-
-    ``rows(index)`` reads just the rows asked for (in file order, each straight into the batch's
-    buffer), so a process that trains from the file holds a batch, not the array; the operating
-    system's page cache keeps what fits, outside the process. Not a memory map: with one, every
-    page touched stays mapped into the process, with its neighbours (20 random batches of 256
-    64x64x3 rows from a 1 GB file left 809 MB of it resident, measured), and the process would
-    appear to hold the array after all."""
-
-    def __init__(self, path: Path, rows: np.ndarray | None = None):
-        self.path = Path(path)
-        shape, fortran_order, dtype, self.offset = npy_header(self.path)
-        if dtype != np.uint8 or fortran_order:
-            raise PyroVAEError(f"{self.path} is not a C-ordered uint8 array")
-        self.full_shape = shape
-        self._file = open(self.path, "rb")  # closed with the last selection that shares it
-        self.index = np.arange(shape[0]) if rows is None else np.asarray(rows)
-        self.shape = (len(self.index), math.prod(shape[1:]))
-        self.nbytes = self.shape[0] * self.shape[1]
-
-    def select(self, rows) -> DiskImages:
-        """The same file, restricted to ``rows`` of this selection."""
-        chosen = DiskImages.__new__(DiskImages)
-        chosen.__dict__.update(self.__dict__)
-        chosen.index = self.index[np.asarray(rows)]
-        chosen.shape = (len(chosen.index), self.shape[1])
-        chosen.nbytes = chosen.shape[0] * self.shape[1]
-        return chosen
-
-    def rows(self, index: torch.Tensor) -> torch.Tensor:
-        wanted = self.index[index.cpu().numpy()]
-        width, descriptor = self.shape[1], self._file.fileno()
-        gathered = np.empty((len(wanted), width), dtype=np.uint8)
-        for position in np.argsort(wanted, kind="stable"):  # forwards through the file
-            os.preadv(descriptor, [gathered[position]], self.offset + int(wanted[position]) * width)
-        return torch.from_numpy(gathered)
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
 
 @dataclass
@@ -175,7 +92,7 @@ class ImageData:
     train: Split
     test: Split  # binarized once, with a fixed seed, when the likelihood is Bernoulli
     binarize_train: bool  # draw fresh binary pixels for every training batch (dynamic binarization)
-    image_shape: tuple[int, int, int] = MNIST_SHAPE
+    image_shape: tuple[int, int, int]
     class_names: tuple[str, ...] = ()
     validation: Split | None = None  # --validation: held out of the training images, binarized like test
     labeled: Split | None = None  # semi-supervised: the training images whose labels are kept
@@ -230,8 +147,6 @@ class _BinarizedImages(DiskImages):
 def load_data(config: Config, device: torch.device, binarize: bool | None = None, data_dir: str | None = None) -> ImageData:
     """The splits ``config`` describes, on ``device``. ``binarize`` defaults to the config's
     likelihood being Bernoulli."""
-    from .sources import read_source
-
     binary = config.likelihood == "bernoulli" if binarize is None else binarize
     source = read_source(config, resolve_data_root(data_dir or config.data_dir))
     if config.image_shape is not None and tuple(config.image_shape) != source.image_shape:

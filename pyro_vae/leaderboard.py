@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .checkpoint import weights_fingerprint
 from .config import Config, command_line
-from .data import MNIST_SHAPE
+from .sources.named import MNIST_SHAPE
 from .evaluation import evaluate
 from .runs import Run, load_run, read_metrics
 

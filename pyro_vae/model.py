@@ -38,7 +38,7 @@ import pyro.poutine as poutine
 import torch
 from torch import nn
 
-from .config import Config
+from .config import MAX_PARAMETERS, Config
 from .errors import PyroVAEError
 from .likelihoods import pixel_distribution, pixel_mean
 from .completion import Completion
@@ -205,6 +205,25 @@ class VAE(nn.Module):
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z, y] in [0, 1], the likelihood's mean (see ``likelihoods.pixel_mean``)."""
         return pixel_mean(self.decoder(z, self.condition(y)), self.config)
+
+
+def parameter_count(config: Config) -> int:
+    """Weights and biases of every network and piece the run would hold, exactly: the model is built on
+    torch's meta device, which records shapes and allocates nothing, so no arithmetic here restates
+    the networks'."""
+    with torch.device("meta"):
+        return sum(parameter.numel() for parameter in VAE(config).parameters())
+
+
+def check_size(config: Config) -> None:
+    """Refuse, before anything is allocated, a model larger than ``MAX_PARAMETERS`` (surely a typo);
+    a run whose image shape is not yet known is checked once the data has told it."""
+    if config.pixels is None:
+        return
+    count = parameter_count(config)
+    if count > MAX_PARAMETERS:
+        raise PyroVAEError(f"the networks would hold {count:,} parameters, more than {MAX_PARAMETERS:,}; choose "
+                           f"smaller --hidden-dims, --conv-channels or --z-dim")  # fmt: skip
 
 
 def _mean(distribution: dist.Distribution) -> torch.Tensor:

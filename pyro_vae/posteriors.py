@@ -48,10 +48,13 @@ class InverseAutoregressiveFlow(nn.Module):
     def __init__(self, z_dim: int, flows: int, context_dim: int, hidden: int):
         super().__init__()
         self.z_dim, self.context_dim = z_dim, context_dim
-        self.flows = nn.ModuleList(
-            T.conditional_affine_autoregressive(z_dim, context_dim, hidden_dims=[hidden, hidden])
-            for _ in range(flows)
-        )
+        # Pyro builds the MADE masks with Tensor.item(), which torch's meta device (model.parameter_count)
+        # cannot answer; the flows are z-sized, so they are made on the CPU and move with the model.
+        with torch.device("cpu"):
+            self.flows = nn.ModuleList(
+                T.conditional_affine_autoregressive(z_dim, context_dim, hidden_dims=[hidden, hidden])
+                for _ in range(flows)
+            )
         self.register_buffer("reverse", torch.arange(z_dim - 1, -1, -1), persistent=False)
 
     def encoder_outputs(self) -> int:

@@ -1,4 +1,5 @@
-"""Every random generator a run draws from, as plain tensors and numbers a checkpoint can hold.
+"""Every random generator a run draws from, as plain tensors and numbers a checkpoint can hold, and
+``draw``: a seeded draw that gives the same numbers on any device.
 
 Resuming restores all of them, so a resumed run makes exactly the draws (batch order, binarization,
 z samples) that an uninterrupted one would have made. NumPy's state is stored as a tensor because
@@ -10,6 +11,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pyro.distributions as dist
 import torch
 
 
@@ -41,3 +43,18 @@ def restore_cuda_rng_state(states: list) -> None:
         return
     for index, device_state in enumerate(states[: torch.cuda.device_count()]):
         torch.cuda.set_rng_state(device_state, device=index)
+
+
+def draw(distribution: dist.Distribution, generator: torch.Generator) -> torch.Tensor:
+    """One draw of ``distribution`` seeded from the CPU ``generator``, the same on any device: a
+    diagonal Gaussian as loc + scale * eps with eps drawn on the CPU; another distribution (a
+    mixture) samples itself under a seed taken from the generator, the run's own generators untouched."""
+    base = distribution.base_dist if isinstance(distribution, dist.Independent) else None
+    if type(base) is dist.Normal:
+        noise = torch.randn(distribution.shape(), generator=generator)
+        return base.loc + base.scale * noise.to(base.loc.device)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    cuda_devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda_devices):  # the run's own generators stay untouched
+        torch.manual_seed(seed)
+        return distribution.sample()

@@ -6,12 +6,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyro.distributions as dist
 import torch
 
 from .config import MAX_SAMPLES, MAX_SEED
 from .errors import PyroVAEError
 from .model import VAE
+from .rng import draw
 
 OUTPUT_SUFFIXES = (".png", ".npy")
 
@@ -93,19 +93,6 @@ def draw_prior(vae: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
     for layer in vae.downward:
         z = draw(layer(z), generator)
     return z
-
-
-def draw(distribution: dist.Distribution, generator: torch.Generator) -> torch.Tensor:
-    """One draw of ``distribution`` (see ``draw_prior``)."""
-    base = distribution.base_dist if isinstance(distribution, dist.Independent) else None
-    if type(base) is dist.Normal:
-        noise = torch.randn(distribution.shape(), generator=generator)
-        return base.loc + base.scale * noise.to(base.loc.device)
-    seed = int(torch.randint(2**62, (1,), generator=generator))
-    cuda_devices = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=cuda_devices):  # the run's own generators stay untouched
-        torch.manual_seed(seed)
-        return distribution.sample()
 
 
 def check_output_path(path: str | Path) -> Path:

@@ -27,7 +27,7 @@ from .distributed import SINGLE, World, broadcast_parameters, join, stream_seed
 from .errors import PyroVAEError, TrainingInterrupted
 from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
 from .completion import mean_baseline_nll
-from .model import VAE
+from .model import VAE, check_size
 from .progress import ProgressBar
 from .rng import capture_rng_state, restore_rng_state
 from .runs import CONFIG_NAME, Run, new_run_dir, write_metrics
@@ -57,10 +57,12 @@ def train(
     world, device = join(config.device)
     config = replace(config, world_size=world.size)
     config.validate()
+    check_size(config)
     initial = _initial_weights(config)
     data, labeled_index = _training_data(config, device)
     # the image shape and classes are the data's: recorded in config.json and the checkpoint
     config = replace(config, image_shape=data.image_shape, class_names=data.class_names or None)
+    check_size(config)
     seed_everything(config.seed)
     pyro.clear_param_store()
     vae = VAE(config)

@@ -14,8 +14,8 @@ import torch
 
 from pyro_vae import Config, VAE
 from pyro_vae.completion import visible_mask
-from pyro_vae.data import MNIST_SHAPE
-from pyro_vae.evaluation import importance_weights
+from pyro_vae.sources.named import MNIST_SHAPE
+from pyro_vae.bounds import importance_weights
 from pyro_vae.inference import make_svi
 from pyro_vae.priors import ConditionalPrior
 

@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from conftest import run_main
-from pyro_vae import Config, VAE
+from pyro_vae import Config, PyroVAEError, VAE
 from pyro_vae.checkpoint import load_checkpoint
 from pyro_vae.likelihoods import BIN_HALF_WIDTH, DiscretizedLogistic, pixel_distribution
+from pyro_vae.model import check_size, parameter_count
 from pyro_vae.networks import ConvDecoder, ConvEncoder
 
 LEVELS = torch.arange(256, dtype=torch.float64) / 255
@@ -43,27 +44,26 @@ def test_an_enumerated_label_runs_the_image_part_once_and_matches_one_label_at_a
         assert torch.allclose(together[digit], encoder(x, labels[digit].expand(4, 10)), atol=1e-6)
 
 
+@pytest.mark.parametrize("network", ["mlp", "conv"])
 @pytest.mark.parametrize("changes", [
     {}, {"conditional": True}, {"conditional": True, "label_every_layer": False},
     {"likelihood": "discretized-logistic", "mixture": 5, "image_shape": (3, 13, 17)},
-    {"prior": "vamp", "pseudo_inputs": 7}, {"conditional": True, "labels": 100},
-    {"visible_quadrants": 2},
+    {"prior": "vamp", "pseudo_inputs": 7}, {"conditional": True, "labels": 100}, {"posterior": "iaf"},
+    {"stochastic_layers": 2}, {"visible_quadrants": 2},
 ], ids=str)  # fmt: skip
-def test_config_counts_the_conv_parameters_it_refuses_on(changes):
-    """``network_parameters`` is what the refusal of oversized networks reads: for conv networks it
-    is the exact count of the encoder, decoder and the pieces sized from the image."""
-    config = Config(network="conv", conv_channels=(8, 16, 16), z_dim=6, **changes)
-    vae = VAE(config)
-    counted = sum(p.numel() for name, p in vae.named_parameters() if not name.startswith(("completion", "latent_posterior")))
-    if config.visible_quadrants is None and config.label_every_layer:
-        assert config.network_parameters() == counted
-    else:  # an upper bound: the label counted at every layer, the completion condition at the first
-        assert config.network_parameters() >= counted
+def test_the_size_refusal_counts_exactly_the_parameters_a_run_holds(network, changes):
+    """``parameter_count`` (what the refusal of oversized models reads) builds the model on the meta
+    device: its count is the real model's, every piece included, with nothing allocated."""
+    config = Config(network=network, conv_channels=(8, 16, 16), hidden_dims=(24, 12), z_dim=6, **changes)
+    assert parameter_count(config) == sum(parameter.numel() for parameter in VAE(config).parameters())
 
 
-def test_conv_networks_too_large_are_refused_with_the_count():
-    with pytest.raises(Exception, match="parameters, more than"):
-        Config(network="conv", conv_channels=(4096, 4096))
+def test_networks_too_large_are_refused_with_the_count_before_anything_is_allocated():
+    config = Config(network="conv", conv_channels=(4096, 4096))  # 16 x 4096^2 weights: 1 GB of float32
+    with pytest.raises(PyroVAEError, match=r"would hold [\d,]+ parameters, more than 100,000,000") as refused:
+        check_size(config)
+    assert int(str(refused.value).split()[4].replace(",", "")) == parameter_count(config) > 2 * 16 * 4096**2
+    check_size(Config(network="conv"))  # the default conv model passes
 
 
 @pytest.mark.parametrize("log_scale", [-7.0, -4.0, -1.5, 0.5], ids=lambda s: f"log_s={s}")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyro_vae.data import load_mnist, resolve_data_root
+from pyro_vae.data import load_mnist
+from pyro_vae.storage import resolve_data_root
 
 
 def test_data_root_precedence(monkeypatch, tmp_path):
@@ -54,11 +55,12 @@ def test_fashion_mnist_missing_or_corrupt_is_a_one_line_error(monkeypatch, tmp_p
     """Read through torchvision's FashionMNIST; where no copy is found, or a file is damaged, the
     error names what to do, on one line."""
     import pyro_vae.data as data
-    import pyro_vae.sources as sources
+    import pyro_vae.sources.named as sources
     from pyro_vae import PyroVAEError
 
     monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-package")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYRO_VAE_OFFLINE", "1")
     with pytest.raises(PyroVAEError, match="apt-get install dataset-fashion-mnist") as missing:
         data.load_dataset("fashion-mnist", str(tmp_path / "empty"), torch.device("cpu"), binarize=False)
     assert "\n" not in str(missing.value)
@@ -69,3 +71,30 @@ def test_fashion_mnist_missing_or_corrupt_is_a_one_line_error(monkeypatch, tmp_p
     with pytest.raises(PyroVAEError, match="could not read Fashion-MNIST") as damaged:
         data.load_dataset("fashion-mnist", str(tmp_path / "damaged"), torch.device("cpu"), binarize=False)
     assert "\n" not in str(damaged.value)
+
+
+def test_fashion_mnist_is_downloaded_where_no_copy_is_found(monkeypatch, tmp_path):
+    """Like MNIST, CIFAR-10 and SVHN: with no copy on disk and PYRO_VAE_OFFLINE unset, torchvision is
+    asked to download it into the data root; a failed download is one line naming the folder."""
+    import torchvision
+
+    import pyro_vae.data as data
+    import pyro_vae.sources.named as sources
+    from pyro_vae import PyroVAEError
+
+    asked = []
+
+    class NoNetworkFashionMNIST:  # torchvision's reader as it behaves with no network
+        def __init__(self, root, train, download):
+            asked.append((root, download))
+            raise RuntimeError("Dataset not found. You can use download=True to download it" if not download
+                               else "Error downloading train-images-idx3-ubyte.gz: network unreachable")
+
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian-package")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PYRO_VAE_OFFLINE", raising=False)
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", NoNetworkFashionMNIST)
+    with pytest.raises(PyroVAEError, match="download failed .*network unreachable") as failed:
+        data.load_dataset("fashion-mnist", str(tmp_path / "empty"), torch.device("cpu"), binarize=False)
+    assert "\n" not in str(failed.value) and "apt-get install dataset-fashion-mnist" in str(failed.value)
+    assert asked == [(str(tmp_path / "empty"), False), (str(tmp_path / "empty"), True)]

@@ -15,7 +15,7 @@ import torch
 
 from conftest import run_here
 from pyro_vae.data import load_dataset
-from pyro_vae.sources import DEBIAN_FASHION_MNIST
+from pyro_vae.sources.named import DEBIAN_FASHION_MNIST
 from pyro_vae.plotting import FIGURE_DPI, FIGURE_SIZES
 
 pytestmark = pytest.mark.slow

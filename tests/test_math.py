@@ -126,7 +126,7 @@ def test_trace_elbo_monte_carlo_kl_agrees_with_closed_form_within_three_standard
 def test_iwae_with_one_sample_is_the_trace_elbo_estimate():
     """L_1 = log p(x|z) + log p(z) - log q(z|x) for one z ~ q: with the same draws it equals
     Trace_ELBO's estimate, so `evaluate --k 1` reports an ELBO."""
-    from pyro_vae.evaluation import importance_weights, iwae_bound
+    from pyro_vae.bounds import importance_weights, iwae_bound
 
     vae = small_vae()
     x, _ = fixed_batch("bernoulli")
@@ -137,8 +137,8 @@ def test_iwae_with_one_sample_is_the_trace_elbo_estimate():
 
 
 def test_iwae_bound_tightens_with_k_and_chunks_agree(monkeypatch):
-    from pyro_vae import evaluation
-    from pyro_vae.evaluation import importance_weights, iwae_bound
+    from pyro_vae import bounds
+    from pyro_vae.bounds import importance_weights, iwae_bound
 
     vae = small_vae()
     x, _ = fixed_batch("bernoulli")
@@ -148,7 +148,7 @@ def test_iwae_bound_tightens_with_k_and_chunks_agree(monkeypatch):
     many = iwae_bound(importance_weights(vae, x, None, k=500)[0]).mean()
     assert many > one
     pyro.set_rng_seed(0)
-    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 8 * 7)  # 7 draws per chunk, the last one short
+    monkeypatch.setattr(bounds, "ROWS_PER_CHUNK", 8 * 7)  # 7 draws per chunk, the last one short
     log_weights, reconstructions = importance_weights(vae, x, None, k=500)
     assert log_weights.shape == reconstructions.shape == (8, 500)
     # other draws (the generator fills chunks differently), same bound to Monte-Carlo precision;
@@ -163,7 +163,7 @@ def test_frechet_distance_matches_torchmetrics_general_eigensolver(samples):
     the features themselves (an n_1 x n_2 SVD) gives the same, for sets of equal and unequal sizes."""
     from torchmetrics.image.fid import _compute_fid
 
-    from pyro_vae.evaluation import feature_moments, frechet_distance_of_moments
+    from pyro_vae.fid import feature_moments, frechet_distance_of_moments
 
     generator = torch.Generator().manual_seed(0)
     real = torch.relu(torch.randn(samples, 60, generator=generator) @ torch.randn(60, 60, generator=generator))
@@ -174,7 +174,7 @@ def test_frechet_distance_matches_torchmetrics_general_eigensolver(samples):
     theirs = _compute_fid(mean_real, cov_real, mean_fake, cov_fake).item()
     assert ours == pytest.approx(theirs, rel=1e-6) and ours > 1.0
     assert abs(frechet_distance_of_moments(mean_real, cov_real, mean_real, cov_real)) < 1e-6 * ours
-    from pyro_vae.evaluation import frechet_distance_of_features
+    from pyro_vae.fid import frechet_distance_of_features
 
     assert frechet_distance_of_features(real, fake) == pytest.approx(ours, rel=1e-6)
     assert frechet_distance_of_features(real, real[: samples // 2]) == pytest.approx(

@@ -14,7 +14,8 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from pyro_vae import Config, VAE
 from pyro_vae.data import one_hot
-from pyro_vae.evaluation import bits_per_dim, estimator_noise, importance_weights, iwae_bound, split_bounds
+from pyro_vae.bounds import bits_per_dim, importance_weights, iwae_bound, split_bounds
+from pyro_vae.noise import estimator_noise
 from pyro_vae.likelihoods import reconstruction_log_likelihood
 from pyro_vae.networks import ConditionedMLP, concatenate, conditioned_linear
 from pyro_vae.plotting import prior_quantiles
@@ -182,11 +183,11 @@ def test_estimator_noise_is_the_formulas_over_the_draws_it_made(monkeypatch):
     """The losses' standard deviation per image, V = 1/(R-1) sum_r ||g_r - mean(g)||^2 and its standard
     error, from losses and gradients taken by hand with the same draws; the float64 centring a block of parameters at a time (blocks of 100 here, so the
     encoder's parameters span many) changes nothing but the order of the sums."""
-    from pyro_vae import evaluation
+    from pyro_vae import noise
 
     vae, x = small_vae(), binary_batch()
     parameters = list(vae.parameters())
-    monkeypatch.setattr(evaluation, "GRADIENT_BLOCK", 100)
+    monkeypatch.setattr(noise, "GRADIENT_BLOCK", 100)
     pyro.set_rng_seed(5)
     spread, variance, stderr = estimator_noise(vae.model, vae.guide, parameters, x, None, Trace_ELBO(), 20)
     pyro.set_rng_seed(5)

@@ -15,8 +15,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from pyro_vae import Config, PyroVAEError, VAE
-from pyro_vae.data import one_hot
-from pyro_vae.evaluation import importance_weights, iwae_bound
+from pyro_vae.bounds import importance_weights, iwae_bound
 from pyro_vae.likelihoods import reconstruction_log_likelihood
 from pyro_vae.objectives import IWAE, make_objective
 from pyro_vae.posteriors import gaussian_kl
@@ -268,14 +267,14 @@ def test_the_vamp_prior_held_for_an_evaluation_gives_the_same_weights(monkeypatc
     draws: the importance weights are the same numbers, and the prior is live again afterwards."""
     import contextlib
 
-    from pyro_vae import evaluation
+    from pyro_vae import bounds
 
     vae, x = small_vae(prior="vamp"), binary_batch()
-    monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 6 * 3)  # three chunks of three draws
+    monkeypatch.setattr(bounds, "ROWS_PER_CHUNK", 6 * 3)  # three chunks of three draws
     pyro.set_rng_seed(3)
     held, _ = importance_weights(vae, x, None, k=9)
     assert vae.latent_prior._held is None
-    monkeypatch.setattr(evaluation, "prior_held", lambda vae: contextlib.nullcontext())
+    monkeypatch.setattr(bounds, "prior_held", lambda vae: contextlib.nullcontext())
     pyro.set_rng_seed(3)
     fresh, _ = importance_weights(vae, x, None, k=9)
     assert torch.equal(held, fresh)
