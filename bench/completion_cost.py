@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pyro
 import torch
@@ -21,8 +20,8 @@ from pyro_vae.data import load_mnist
 from pyro_vae.inference import make_svi
 from pyro_vae.model import VAE
 
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import alternate_epochs, machine, write_record  # noqa: E402
+
+from common import alternate_epochs, machine, write_record  # a script beside this one
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import PYRO_VAE, machine, write_record  # noqa: E402  (a script beside this one)
+
+from common import PYRO_VAE, machine, write_record  # a script beside this one
 
 NETWORKS = {"mlp": [], "conv": ["--network", "conv"]}
 

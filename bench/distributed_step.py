@@ -35,7 +35,7 @@ def main() -> None:
     config = Config(likelihood="bernoulli", network=args.network, device="cpu")
     images = load_data(config, device).test.floats()[: config.batch_size]
     vae = VAE(config)
-    svi = make_svi(vae, config, world=world)
+    svi = make_svi(vae, config, len(images), world=world)
     parameters = list(vae.parameters())
     mine = images[world.shard(torch.arange(len(images)))]
     parts = {"loss and gradients": [], "all-reduce": [], "adam": [], "step": []}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pyro
 import torch
@@ -22,8 +21,8 @@ from pyro_vae.data import load_mnist
 from pyro_vae.inference import make_svi
 from pyro_vae.model import VAE
 
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import alternate_epochs, machine, write_record  # noqa: E402
+
+from common import alternate_epochs, machine, write_record  # a script beside this one
 
 
 def main() -> None:
@@ -38,7 +37,7 @@ def main() -> None:
         config = Config(device=args.device, objective="iwae" if particles > 1 else "elbo", particles=particles)
         pyro.clear_param_store()
         vae = VAE(config).to(args.device)
-        variants[f"K={particles}"] = (vae, make_svi(vae, config), data)
+        variants[f"K={particles}"] = (vae, make_svi(vae, config, len(data.train)), data)
     figures = alternate_epochs(variants, args.epochs, args.device, reference="K=1")
     for name, figure in figures.items():
         print(f"{name}: {figure['seconds_per_epoch']:.2f} s per epoch, {figure['x_reference']:.2f}x the ELBO's")

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -32,8 +30,8 @@ from pyro_vae.likelihoods import reconstruction_log_likelihood, softplus
 from pyro_vae.model import VAE
 from pyro_vae.networks import elu
 
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import machine, write_record  # noqa: E402
+
+from common import machine, write_record  # a script beside this one
 
 
 def seconds(function) -> float:

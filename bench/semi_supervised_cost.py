@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import pyro
 import torch
@@ -23,8 +22,8 @@ from pyro_vae.data import balanced_labels, keep_labels, load_mnist
 from pyro_vae.inference import make_svi
 from pyro_vae.model import VAE
 
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import alternate_epochs, machine, write_record  # noqa: E402
+
+from common import alternate_epochs, machine, write_record  # a script beside this one
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per variant")
     args = parser.parse_args()
     data = load_mnist(None, torch.device(args.device), binarize=True)
-    semi = keep_labels(data, balanced_labels(data.train.labels, args.labels, seed=0))
+    semi = keep_labels(data, balanced_labels(data.train.labels, args.labels, seed=0, num_classes=len(data.class_names)))
     variants = {}
     for name, labels, split in (("supervised", None, data), (f"labels={args.labels}", args.labels, semi)):
         config = Config(device=args.device, conditional=True, labels=labels)

@@ -18,7 +18,7 @@ from .options import DEVICE, launch_elsewhere, nproc_option
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed of the draws.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--data-dir", help="Folder holding MNIST/raw/, FashionMNIST/raw/, ... [default: the run's, else $PYRO_VAE_DATA].")
-@click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples (as many as the test images, if fewer) to the test images in the classifier's feature space (the classifier is trained once, about a minute, then cached).")
+@click.option("--fid/--no-fid", default=True, show_default=True, help="The Frechet distance of 10,000 samples (as many as the test images, if fewer) to the test images in the judging classifier's feature space (MNIST's ships with the package; another source's is trained once, about a minute, then cached). --no-fid: no FID on any run.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @nproc_option
 def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
@@ -26,7 +26,6 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     torchrun (or with --nproc N) the processes share the importance-weighted passes, with the same
     draws, so the bound is the one process's."""
     from pyro_vae.classifier import classifier_available, load_or_train_classifier
-    from pyro_vae.data import load_data
     from pyro_vae.distributed import join
     from pyro_vae.evaluation import evaluate
     from pyro_vae.runs import latest_run, load_run
@@ -40,10 +39,9 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     completion = run.config.visible_quadrants is not None  # no prior samples: no FID
     wanted = run.config.conditional or (fid and not completion)
     if wanted and world.main and classifier_available(run.config) is None:
-        train_split = load_data(run.config, run.device, binarize=False, data_dir=data_dir).train
         echo = None if as_json else click.echo
-        classifier = load_or_train_classifier(train_split, echo=echo, config=run.config)
-    result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier, world=world)
+        classifier = load_or_train_classifier(run.config, run.device, echo=echo, data_dir=data_dir)
+    result = evaluate(run, k=k, seed=seed, data_dir=data_dir, classifier=classifier, world=world, fid=fid)
     if result is None:  # not rank 0: it has done its share
         return
     record = {"run": str(run.path), **result.to_dict()}
@@ -61,10 +59,10 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     click.echo(f"  ELBO                         {result.elbo:10.3f}")
     click.echo(f"  reconstruction E[log p(x|z)] {result.reconstruction:10.3f}")
     if result.kl_pyro is not None:
-        click.echo(f"  KL closed form (ours)        {result.kl_analytic:10.4f}")
+        click.echo(f"  KL closed form (ours)        {result.kl:10.4f}")
         click.echo(f"  KL (Pyro, analytic)          {result.kl_pyro:10.4f}   difference {result.kl_difference:.2e}")
     else:
-        click.echo(f"  KL, Monte Carlo over the k draws (no closed form for this prior and posterior) {result.kl_analytic:10.4f}")
+        click.echo(f"  KL, Monte Carlo over the k draws (no closed form for this prior and posterior) {result.kl:10.4f}")
     click.echo(f"  IWAE {target}, k={result.k:<7d}   {result.log_likelihood:10.3f} +- {result.log_likelihood_stderr:.3f} (s.e.)")
     click.echo(f"  loss spread on one batch: Trace_ELBO {result.elbo_spread_trace:.3f}, TraceMeanField_ELBO {result.elbo_spread_analytic:.3f}")
     click.echo(f"  gradient variance on one batch: Trace_ELBO {result.gradient_variance_trace:.4g} +- {result.gradient_variance_trace_stderr:.2g}, "
@@ -81,14 +79,14 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
         active += f", top layer {result.active_units_top} of {run.config.top_z_dim}"
     click.echo(f"  active units (Cov_x E[z|x] > 0.01) {active}")
     if result.fid is not None:
-        click.echo(f"  FID in the classifier's feature space {result.fid:10.3f}")
+        click.echo(f"  FID in the classifier's feature space {result.fid:10.3f}   (classifier sha256 {result.classifier_sha256[:16]})")
     if result.classification_accuracy is not None:
         click.echo(f"  classification accuracy, argmax q(y|x) {result.classification_accuracy:.2%}")
     if result.baseline_nll is not None:
         click.echo(f"  -log p(x_hidden|x_visible): CVAE {result.cvae_nll:.3f}, baseline network {result.baseline_nll:.3f} "
                    f"({result.visible_quadrants} visible quadrants)")
     if result.digit_accuracy is not None:
-        click.echo(f"  class accuracy of samples {result.digit_accuracy:.1%}")
+        click.echo(f"  class accuracy of samples {result.digit_accuracy:.1%}   (classifier sha256 {result.classifier_sha256[:16]})")
     for figure, reason in (result.not_measured or {}).items():
         if figure == "fid" and not fid:
             continue

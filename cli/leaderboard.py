@@ -22,7 +22,7 @@ def leaderboard_command(run_dirs, k, device, fresh, out):
     leaderboard.md, leaderboard.json and leaderboard.png into OUT. Each run's evaluation is saved
     in it as evaluate-kK.json and reused while its weights are unchanged."""
     from pyro_vae.classifier import classifier_available, load_or_train_classifier
-    from pyro_vae.data import load_data, scored_images
+    from pyro_vae.data import scored_images
     from pyro_vae.leaderboard import leaderboard_row, write_leaderboard
     from pyro_vae.runs import load_run
 
@@ -33,8 +33,7 @@ def leaderboard_command(run_dirs, k, device, fresh, out):
                            f"split: {'; '.join(sorted(map(str, scored)))}")  # fmt: skip
     classifier = None
     if classifier_available(runs[0].config) is None:
-        train = load_data(runs[0].config, runs[0].device, binarize=False).train
-        classifier = load_or_train_classifier(train, echo=click.echo, config=runs[0].config)
+        classifier = load_or_train_classifier(runs[0].config, runs[0].device, echo=click.echo)
     rows = [leaderboard_row(run_dir, k, classifier, device, echo=click.echo, reuse=not fresh) for run_dir in run_dirs]
     for path in write_leaderboard(rows, Path(out)):
         click.echo(f"wrote {path}")

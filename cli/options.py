@@ -157,7 +157,7 @@ def nproc_option(command):
     return click.option(
         "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
         help="Processes to run on this machine, started by torch.distributed.run as `torchrun --standalone "
-             "--nproc-per-node N` would (several machines: run torchrun yourself; see README).",
+             "--nproc-per-node N` would (several machines: run torchrun yourself; see docs/guide/scaling-out.md).",
     )(command)  # fmt: skip
 
 

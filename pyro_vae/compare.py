@@ -8,16 +8,11 @@ from pathlib import Path
 
 from .checkpoint import CHECKPOINT_NAME
 from .config import Config, replace
+from .likelihoods import SCORED
 from .evaluation import evaluate
 from .runs import load_run, read_metrics
 from .training import train
 
-UNITS = {
-    "bernoulli": "log P of the binarized image (nats); bits per binary pixel",
-    "normal": "density of grey pixels (nats); bits/dim of the dequantized 8-bit image",
-    "continuous-bernoulli": "density of grey pixels (nats); bits/dim of the dequantized 8-bit image",
-    "discretized-logistic": "log P of the 8-bit image (nats); its bits/dim, no dequantization",
-}
 
 
 def variant_name(config: Config) -> str:
@@ -84,7 +79,7 @@ def markdown_table(records: list[dict]) -> str:
     for r in records:
         lines.append(
             f"| {r['variant']} | {r['elbo']:.2f} | {r['log_likelihood']:.2f} ± {r['log_likelihood_stderr']:.2f} "
-            f"| {r['k']} | {r['bits_per_dim']:.4f} | {UNITS[r['likelihood']]} |"
+            f"| {r['k']} | {r['bits_per_dim']:.4f} | {SCORED[r['likelihood']][1]} |"
         )
     lines += [
         "",

@@ -247,8 +247,6 @@ class Config:
         yield (self.objective == "iwae",
                "--labels with --objective iwae is not supported: the semi-supervised ELBO sums y out exactly")
         yield (self.posterior == "iaf", "--labels with --posterior iaf is not supported: q(z|x,y) is Gaussian")
-        yield (not self.fast, "--labels needs the fast step (drop --no-fast): it takes a labeled and an "
-                              "unlabeled batch per step")  # fmt: skip
 
     def _completion_combinations(self):
         if self.visible_quadrants is None:
@@ -260,7 +258,6 @@ class Config:
         yield (self.prior == "vamp", f"{flag} with --prior vamp: its prior is the network p(z | x_visible)")
         yield (self.stochastic_layers == 2, f"{flag} with --stochastic-layers 2 is not supported")
         yield (self.posterior == "iaf", f"{flag} with --posterior iaf is not supported")
-        yield (not self.fast, f"{flag} needs the fast step (drop --no-fast): the baseline trains first")
         yield (self.epochs <= self.baseline_epochs,
                f"{flag}: --epochs {self.epochs} leaves no epoch for the CVAE after the {self.baseline_epochs} "
                f"baseline epochs (--baseline-epochs); give more --epochs")  # fmt: skip

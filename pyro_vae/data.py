@@ -233,7 +233,7 @@ def scored_images(config: Config) -> tuple:
     return (source, tuple(config.image_shape or ()), config.test_fraction, config.subset, config.likelihood == "bernoulli")
 
 
-def balanced_labels(labels: torch.Tensor, count: int, seed: int, num_classes: int = 10) -> torch.Tensor:
+def balanced_labels(labels: torch.Tensor, count: int, seed: int, num_classes: int) -> torch.Tensor:
     """Indices of ``count`` training images, ``count / num_classes`` of each class, drawn by ``seed``
     (its own generator, so the choice depends on nothing else), sorted."""
     generator = torch.Generator().manual_seed(seed)

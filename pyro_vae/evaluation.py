@@ -37,7 +37,7 @@ from .runs import Run
 class Evaluation:
     elbo: float
     reconstruction: float
-    kl_analytic: float  # the KL the ELBO uses: closed form by hand, or Monte Carlo (kl_estimator)
+    kl: float  # the KL the ELBO uses: closed form by hand, or Monte Carlo over the k draws (kl_estimator says which)
     kl_pyro: float | None  # Pyro's closed form; None where none applies
     kl_difference: float | None
     kl_estimator: str
@@ -59,6 +59,7 @@ class Evaluation:
     active_units_top: int | None = None  # of z2, with two stochastic layers
     log_likelihood_dequantized: float | None = None
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
+    classifier_sha256: str | None = None  # the judging classifier's weights file (FID, digit accuracy)
     not_measured: dict | None = None  # figure -> why it has no number for this run (no labels, ...)
     digit_accuracy: float | None = None
     classification_accuracy: float | None = None  # semi-supervised: argmax q(y|x) against the test labels
@@ -102,13 +103,32 @@ def semi_supervised_posterior_mean(vae: VAE, x: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nc,cnd->nd", vae.classify(x).probs, z_means)
 
 
+def judged_figures(run: Run, classifier, seed: int = 0, data_dir: str | None = None, fid: bool = True) -> dict:
+    """The figures a judging ``classifier`` gives: the FID of the run's samples (unless ``fid`` is
+    False) and, for a conditional run, the share of ``sample --digit`` draws of the class asked for;
+    with the judge's ``classifier_sha256``. They depend on the judge, the bounds do not: a saved
+    evaluation of the same weights can have these alone measured again by another judge."""
+    figures = {}
+    if fid:
+        grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
+        figures["fid"] = frechet_distance(run.vae, classifier, grey, seed=seed)
+    if run.config.conditional:
+        from .classifier import digit_accuracy
+
+        figures["digit_accuracy"] = sum(digit_accuracy(classifier, run.vae)) / run.config.num_classes
+    if figures:
+        figures["classifier_sha256"] = getattr(classifier, "sha256", None)
+    return figures
+
+
 def evaluate(
     run: Run, k: int = 1000, seed: int = 0, data_dir: str | None = None, classifier=None, batch_size: int | None = None,
-    world: World = SINGLE,
+    world: World = SINGLE, fid: bool = True,
 ) -> Evaluation | None:
     """Every figure above for ``run`` on the 10,000 test images (binarized with the fixed seed for
     a Bernoulli run). A conditional run is scored as log p(x|y) with the true labels, and
-    ``classifier`` (if given) measures the digit accuracy of its samples. An image-completion run is
+    ``classifier`` (if given) measures the digit accuracy of its samples and, unless ``fid`` is False,
+    the FID of any run's samples. An image-completion run is
     scored as log p(x_hidden | x_visible): the same IWAE bound, the recognition network q(z | x, c)
     the proposal, p(z | c) p(x_hidden | z, c) the joint; its baseline exactly. A continuous likelihood
     is also scored on the dequantized 8-bit test images, giving bits per dimension; the discretized
@@ -160,12 +180,7 @@ def evaluate(
         grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
         figures["cvae_neg_elbo_grey"], figures["baseline_nll_grey"] = grey_target_losses(vae, grey)
     if classifier is not None:
-        grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
-        figures["fid"] = frechet_distance(vae, classifier, grey, seed=seed)
-    if run.config.conditional and classifier is not None:
-        from .classifier import digit_accuracy
-
-        figures["digit_accuracy"] = sum(digit_accuracy(classifier, vae)) / run.config.num_classes
+        figures.update(judged_figures(run, classifier, seed, data_dir, fid))
     reason = classifier_available(run.config)
     if classifier is None and reason and not vae.completion:
         figures["not_measured"] = {"fid": reason, "digit_accuracy": reason}
@@ -174,7 +189,7 @@ def evaluate(
     return Evaluation(
         elbo=(reconstruction - kl) / n,
         reconstruction=reconstruction / n,
-        kl_analytic=kl / n,
+        kl=kl / n,
         kl_pyro=None if kl_pyro is None else kl_pyro / n,
         kl_difference=None if kl_pyro is None else (kl - kl_pyro) / n,
         kl_estimator="closed form" if kl_pyro is not None else "monte carlo",

@@ -35,11 +35,15 @@ EVAL_BATCH_SIZE = 1000
 
 
 class ClassicSVI(SVI):
-    """``pyro.infer.SVI`` with ``pyro.optim.Adam``, and the optimizer state under torch's names."""
+    """``pyro.infer.SVI`` with ``pyro.optim.Adam``, and the optimizer state under torch's names. Every
+    objective goes through SVI's own step (the ELBOs, IWAE, the semi-supervised loss, a completion
+    run's baseline epochs): SVI calls ``loss_and_grads(model, guide, *args)``, which knows no step, so
+    the step the schedule reads (the KL weight, the baseline's epochs) is held here."""
 
     def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE):
-        super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=objective.loss)
-        self.objective = objective
+        self.objective, self.current_step = objective, 1
+        super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=self._loss,
+                         loss_and_grads=self._loss_and_grads)  # fmt: skip
         if world.distributed:  # between SVI's backward pass and its optimizer step
             parameters, own_step = list(vae.parameters()), self.loss_and_grads
 
@@ -48,8 +52,15 @@ class ClassicSVI(SVI):
 
             self.loss_and_grads = summed_loss_and_grads
 
+    def _loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        return self.objective.loss_and_grads(model, guide, self.current_step, *args)
+
+    def _loss(self, model, guide, *args, **kwargs) -> float:
+        return self.objective.loss.loss(model, guide, *args, kl_scale=self.objective.kl_scale(self.current_step))
+
     def step(self, step: int, *args) -> float:
-        return super().step(*args, kl_scale=self.objective.kl_scale(step))
+        self.current_step = step
+        return super().step(*args)
 
     def state_dict(self) -> dict:
         return self.optim.get_state()
@@ -94,7 +105,7 @@ class FastSVI:
         return pyro.validation_enabled(False)
 
 
-def make_svi(vae: VAE, config: Config, train_images: int = 60_000, labeled: Split | None = None,
+def make_svi(vae: VAE, config: Config, train_images: int, labeled: Split | None = None,
              world: World = SINGLE) -> FastSVI | ClassicSVI:  # fmt: skip
     """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up, and
     a semi-supervised run takes its labeled batches from ``labeled``."""

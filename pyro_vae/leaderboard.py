@@ -4,7 +4,10 @@ next to the published figure for a comparable model.
 Each row: ``variant`` (named from the run's configuration), ``run``, ``command`` (the training
 command that remakes it), ``epochs``, ``train_seconds`` (summed over the run and the runs it was
 fine-tuned from), ``device``, ``k``, ``elbo``, ``log_likelihood`` (IWAE bound, negative nats),
-``log_likelihood_se``, ``active_units``, ``fid``, ``paper``, ``paper_nll``.
+``log_likelihood_se``, ``active_units``, ``fid``, ``classifier_sha256``, ``paper``, ``paper_nll``, and
+``measures``: what the bound is a bound of (log p(x), log p(x|y) or log p(x_hidden|x_visible)) under
+which likelihood. Rows are ranked only against rows that measure the same thing, in a table (and a
+panel of the figure) each, and a published figure stands only beside a row measured under its protocol.
 
 A row's evaluation is saved beside its run as ``evaluate-k{k}.json`` (what ``evaluate --json``
 prints) and reused while the run's weights are the ones it scored (``weights_sha256``), so a
@@ -19,7 +22,8 @@ from pathlib import Path
 from .checkpoint import weights_fingerprint
 from .config import Config, command_line
 from .sources.named import MNIST_SHAPE
-from .evaluation import evaluate
+from .evaluation import evaluate, judged_figures
+from .likelihoods import SCORED
 from .runs import Run, load_run, read_metrics
 
 # Published test NLLs on dynamically binarized MNIST (IWAE estimate, k=5000), MLP networks.
@@ -50,14 +54,36 @@ def variant_name(config: Config) -> str:
         parts.append(f"beta {config.beta:g}")
     if config.init_from:
         parts.append(f"fine-tuned at lr {config.learning_rate:g}")
-    network = "conv VAE" if config.network == "conv" else "VAE"
-    return network + ("" if not parts else " + " + " + ".join(parts))
+    model = "VAE"
+    if config.visible_quadrants is not None:
+        model = f"completion CVAE ({config.visible_quadrants} visible quadrants)"
+    elif config.labels is not None:
+        model = f"M2 ({config.labels} labels)"
+    elif config.conditional:
+        model = "conditional VAE"
+    model = f"conv {model}" if config.network == "conv" else model
+    return model + ("" if not parts else " + " + " + ".join(parts))
+
+
+def measured_quantity(config: Config) -> str:
+    """What a run's test bound is a bound of, on which data: rows are comparable only within one. A
+    semi-supervised run's bound is of log p(x) (y summed out), like an unconditional VAE's."""
+    if config.visible_quadrants is not None:
+        target = "log p(x_hidden | x_visible)"
+    elif config.conditional and config.labels is None:
+        target = "log p(x | y)"
+    else:
+        target = "log p(x)"
+    return f"{target}, {SCORED[config.likelihood][0]}"
 
 
 def published_figure(config: Config) -> tuple[str | None, float | None]:
-    """The comparable published figure, or (a note, None) where none is comparable."""
+    """The comparable published figure, or (a note, None) where none is comparable: the figures below
+    are of log p(x) of all of dynamically binarized MNIST at 28x28 with a Bernoulli likelihood."""
     if config.dataset != "mnist" or config.image_shape != MNIST_SHAPE or config.subset:
         return f"the published figures are for all of MNIST at 28x28, not {Path(config.dataset).name}", None
+    if measured_quantity(config) != measured_quantity(Config()):
+        return f"the published figures are of log p(x) with a Bernoulli likelihood, not {measured_quantity(config)}", None
     layers = config.stochastic_layers
     if config.network == "conv":
         return "the published figures are for MLP networks: compare with the MLP row of the same recipe", None
@@ -104,14 +130,22 @@ def saved_evaluation(run: Run, k: int) -> dict | None:
 
 def run_evaluation(run: Run, k: int, classifier=None, reuse: bool = True, echo=print) -> dict:
     """``evaluate(run, k)`` as a dict, read from the run's saved evaluation where it fits, else
-    computed and saved there."""
+    computed and saved there. A saved evaluation whose FID another judge gave (another classifier's
+    sha256, or none recorded) has its judged figures alone measured again by ``classifier``."""
+    path = run.path / f"evaluate-k{k}.json"
     saved = saved_evaluation(run, k) if reuse else None
     if saved is not None:
-        if echo is not None:
-            echo(f"{run.path}: reusing {run.path / f'evaluate-k{k}.json'} (same weights, k={k}, seed 0)")
+        judge = getattr(classifier, "sha256", None)
+        if classifier is not None and saved.get("fid") is not None and saved.get("classifier_sha256") != judge:
+            if echo is not None:
+                echo(f"{run.path}: FID again with the classifier of sha256 {judge[:16]} (the bounds reused from {path})")
+            saved = {**saved, **judged_figures(run, classifier)}
+            path.write_text(json.dumps(saved) + "\n")
+        elif echo is not None:
+            echo(f"{run.path}: reusing {path} (same weights, k={k}, seed 0)")
         return saved
     result = {"run": str(run.path), **evaluate(run, k=k, classifier=classifier).to_dict()}
-    (run.path / f"evaluate-k{k}.json").write_text(json.dumps(result) + "\n")
+    path.write_text(json.dumps(result) + "\n")
     return result
 
 
@@ -137,6 +171,8 @@ def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = 
         "log_likelihood_se": result["log_likelihood_stderr"],
         "active_units": result["active_units"],
         "fid": result["fid"],
+        "classifier_sha256": result.get("classifier_sha256"),
+        "measures": measured_quantity(run.config),
         "fid_not_measured": (result.get("not_measured") or {}).get("fid"),
         "paper": paper,
         "paper_nll": paper_nll,
@@ -159,8 +195,29 @@ def _command(run_dir: Path, config: Config) -> str:
     return command_line(config, out=str(run_dir))
 
 
+def comparable_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows by what they measure (``measured_quantity``), each group best first; groups in the
+    order of their first row."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row.get("measures") or "log p(x)", []).append(row)
+    return {measures: sorted(group, key=lambda row: -row["log_likelihood"]) for measures, group in groups.items()}
+
+
 def markdown_table(rows: list[dict]) -> str:
-    ordered = sorted(rows, key=lambda row: -row["log_likelihood"])
+    lines, ordered = [], []
+    for measures, group in comparable_groups(rows).items():
+        lines += [f"### {measures}", ""] if len(comparable_groups(rows)) > 1 else []
+        lines += _group_table(group) + [""]
+        ordered += group
+    judges = sorted({row["classifier_sha256"] for row in rows if row.get("classifier_sha256")})
+    if judges:
+        lines += [f"FID judged by the classifier of sha256 {', '.join(judges)}.", ""]
+    lines += ["Commands:", ""] + [f"- {row['variant']}: `{row['command']}`" for row in ordered]
+    return "\n".join(lines) + "\n"
+
+
+def _group_table(ordered: list[dict]) -> list[str]:
     lines = [
         "| variant | test NLL (nats, IWAE k) | ELBO | active units | FID | epochs | training | s/epoch | paper NLL |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -175,8 +232,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {row['elbo']:.2f} | {row['active_units']} | {fid} | {row['epochs']} "
             f"| {row['train_seconds'] / 60:.1f} min on {row['device']} | {_per_epoch(row)} | {paper} |"
         )
-    lines += ["", "Commands:", ""] + [f"- {row['variant']}: `{row['command']}`" for row in ordered]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _per_epoch(row: dict) -> str:
@@ -191,5 +247,5 @@ def write_leaderboard(rows: list[dict], out: Path) -> list[Path]:
     (out / "leaderboard.md").write_text(markdown_table(rows))
     from .plotting import leaderboard_figure
 
-    leaderboard_figure(rows, out / "leaderboard.png")
+    leaderboard_figure(comparable_groups(rows), out / "leaderboard.png")
     return [out / "leaderboard.json", out / "leaderboard.md", out / "leaderboard.png"]

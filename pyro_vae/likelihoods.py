@@ -150,6 +150,17 @@ def pixel_mean(decoder_output: torch.Tensor, config: Config) -> torch.Tensor:
     return torch.sigmoid(decoder_output)
 
 
+SCORED = {  # likelihood -> (the data it scores, and how; its log-likelihood's units)
+    "bernoulli": ("dynamically binarized images, Bernoulli",
+                  "log P of the binarized image (nats); bits per binary pixel"),
+    "normal": ("grey images, Normal density", "density of grey pixels (nats); bits/dim of the dequantized 8-bit image"),
+    "continuous-bernoulli": ("grey images, continuous Bernoulli density",
+                             "density of grey pixels (nats); bits/dim of the dequantized 8-bit image"),
+    "discretized-logistic": ("8-bit images, discretized logistic",
+                             "log P of the 8-bit image (nats); its bits/dim, no dequantization"),
+}  # fmt: skip
+
+
 def is_discrete(config: Config) -> bool:
     """True where log p(x | z) is a probability of the stored pixel values (binarized, or 8-bit for
     the discretized logistic), so bits per dimension need no dequantization."""

@@ -43,7 +43,7 @@ from .errors import PyroVAEError
 from .likelihoods import pixel_distribution, pixel_mean
 from .completion import Completion
 from .data import one_hot
-from .networks import Decoder, Encoder, image_generator, image_network
+from .networks import Decoder, Encoder, image_generator, image_network, last_width
 from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
 from .priors import prior_for
 
@@ -81,8 +81,9 @@ class VAE(nn.Module):
         two_layers = config.stochastic_layers == 2
         top_dim = config.top_z_dim if two_layers else config.z_dim
         self.latent_prior = prior_for(config, top_dim)
-        # Two stochastic layers: p(z1 | z2) downward in the model, q(z2 | z1) upward in the guide.
-        hidden = config.hidden_dims[-1] // 2
+        # Two stochastic layers: p(z1 | z2) downward in the model, q(z2 | z1) upward in the guide, their
+        # hidden layers half as wide as the last layer of the run's own network.
+        hidden = max(1, last_width(config) // 2)
         self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim)] if two_layers else [])
         self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim)] if two_layers else [])
         self.top_site = "z_top" if two_layers else "z"
@@ -154,7 +155,10 @@ class VAE(nn.Module):
         """p(x, z | y) = p(z) p(x | z, y), or with two layers p(z2) p(z1 | z2) p(x | z1);
         ``kl_scale`` weighs the latent sites (objectives.py)."""
         pyro.module("decoder", self.decoder)
-        self._register("latent_prior", "downward", "completion")
+        # A completion run's baseline is not registered here: it is frozen once the CVAE trains, and
+        # pyro.infer.SVI would step every parameter the model registers, moving a frozen one on its
+        # Adam momentum (SVI zeroes gradients rather than dropping them); its own steps register it.
+        self._register("latent_prior", "downward")
         with pyro.plate("data", x.shape[0]):
             if self.classifier:  # semi-supervised: y is a latent variable, observed where given
                 y = pyro.sample("y", self.label_prior((x.shape[0],)), obs=y)
@@ -211,8 +215,12 @@ def parameter_count(config: Config) -> int:
     """Weights and biases of every network and piece the run would hold, exactly: the model is built on
     torch's meta device, which records shapes and allocates nothing, so no arithmetic here restates
     the networks'."""
-    with torch.device("meta"):
-        return sum(parameter.numel() for parameter in VAE(config).parameters())
+    try:
+        with torch.device("meta"):
+            return sum(parameter.numel() for parameter in VAE(config).parameters())
+    except (TypeError, RuntimeError, OverflowError) as error:  # a width past torch's int64 sizes
+        raise PyroVAEError(f"the networks of this configuration cannot be built ({str(error).splitlines()[0]}); "
+                           f"choose smaller --hidden-dims, --conv-channels or --z-dim") from None
 
 
 def check_size(config: Config) -> None:

@@ -236,6 +236,12 @@ class ConvDecoder(nn.Module):
         return hidden[..., :height, :width].flatten(-3)
 
 
+def last_width(config) -> int:
+    """The width of the last hidden layer of the run's network: the MLP's last hidden width, or the
+    channels of the last convolution."""
+    return config.conv_channels[-1] if config.network == "conv" else config.hidden_dims[-1]
+
+
 def image_network(config, out_dim: int, condition_dim: int = 0, condition_every_layer: bool = True,
                   condition_is_image: bool = False) -> nn.Module:  # fmt: skip
     """x (..., C*H*W) [, condition] -> (..., out_dim), the kind ``config.network`` names, sized from

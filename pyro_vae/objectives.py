@@ -177,7 +177,7 @@ class SemiSupervised:
     when the unlabeled batch divides evenly; the epoch's last batch may not)."""
 
     def __init__(self, labeled: Split, classify, classifier_weight: float, batch_size: int, binary: bool,
-                 num_classes: int = 10, shards: int = 1):  # fmt: skip
+                 num_classes: int, shards: int = 1):  # fmt: skip
         self.labeled, self.classify, self.alpha, self.num_classes = labeled, classify, classifier_weight, num_classes
         self.labeled_batch = math.ceil(min(batch_size, len(labeled)) / shards)
         self.binary, self.shards = binary, shards
@@ -226,7 +226,10 @@ class Objective:
         return self.loss.loss_and_grads(model, guide, *args, kl_scale=self.kl_scale(step))
 
     def _baseline_step(self, x: torch.Tensor) -> float:
-        """The baseline's summed -log p_b(x_hidden | x_visible); only its weights get gradients."""
+        """The baseline's summed -log p_b(x_hidden | x_visible); only its weights get gradients. The
+        baseline joins Pyro's parameter store under the name the model gives it, so that
+        ``pyro.infer.SVI``, which steps the parameters a loss touched through Pyro, steps it too."""
+        pyro.module("completion", self.baseline_nll.__self__)
         loss = self.baseline_nll(x).sum()
         loss.backward()
         return loss.item()

@@ -59,23 +59,29 @@ def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
     plt.close(figure)
 
 
-def leaderboard_figure(rows: list[dict], path: Path, seed: int = 0) -> None:
-    """Left: test NLL against training time, one point per variant. Right: 36 prior samples of each."""
+def leaderboard_figure(groups: dict[str, list[dict]], path: Path, seed: int = 0) -> None:
+    """Left: test NLL against training time, one point per variant, a panel for each group of rows
+    that measure the same thing (``leaderboard.comparable_groups``: what each measures -> its rows,
+    best first), so only comparable rows share an axis. Right: 36 prior samples of each."""
     from .runs import load_run
 
-    ordered = sorted(rows, key=lambda row: -row["log_likelihood"])
-    figure = plt.figure(figsize=(5 + 2.4 * len(ordered), 5.5), constrained_layout=True)
+    ordered = [row for group in groups.values() for row in group]
+    figure = plt.figure(figsize=(5 + 2.4 * len(ordered), 1.5 + 4 * len(groups)), constrained_layout=True)
     left, right = figure.subfigures(1, 2, width_ratios=[5, 2.4 * len(ordered)])
-    axis = left.subplots()
-    for number, row in enumerate(ordered, start=1):
-        axis.errorbar(row["train_seconds"] / 60, -row["log_likelihood"], yerr=row["log_likelihood_se"], marker="o",
-                      label=f"{number}: {row['variant']}")  # fmt: skip
-        axis.annotate(str(number), (row["train_seconds"] / 60, -row["log_likelihood"]), xytext=(5, 3),
-                      textcoords="offset points")  # fmt: skip
-    axis.set_xlabel("training time (minutes)")
-    axis.set_ylabel("test NLL, nats (IWAE bound; lower is better)")
-    axis.margins(x=0.25, y=0.15)
-    axis.grid(alpha=0.3)
+    axes = left.subplots(len(groups), 1, squeeze=False)[:, 0]
+    number = 0
+    for axis, (measures, group) in zip(axes, groups.items()):
+        for row in group:
+            number += 1
+            axis.errorbar(row["train_seconds"] / 60, -row["log_likelihood"], yerr=row["log_likelihood_se"], marker="o",
+                          label=f"{number}: {row['variant']}")  # fmt: skip
+            axis.annotate(str(number), (row["train_seconds"] / 60, -row["log_likelihood"]), xytext=(5, 3),
+                          textcoords="offset points")  # fmt: skip
+        axis.set_title(f"-{measures}" if len(groups) > 1 else None, fontsize=8)
+        axis.set_ylabel("test NLL, nats (IWAE bound; lower is better)", fontsize=8)
+        axis.margins(x=0.25, y=0.15)
+        axis.grid(alpha=0.3)
+    axes[-1].set_xlabel("training time (minutes)")
     left.legend(loc="outside lower center", fontsize=7)
     panels = right.subplots(1, len(ordered), squeeze=False)[0]
     for number, (panel, row) in enumerate(zip(panels, ordered), start=1):

@@ -16,7 +16,7 @@ from .rng import draw
 OUTPUT_SUFFIXES = (".png", ".npy")
 
 
-def check_digit(digit: int | None, num_classes: int = 10) -> None:
+def check_digit(digit: int | None, num_classes: int) -> None:
     if digit is not None and (isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit < num_classes):
         raise PyroVAEError(f"--digit must be an integer from 0 to {num_classes - 1}, got {digit!r}")
 

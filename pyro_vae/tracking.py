@@ -3,7 +3,8 @@
 - ``TensorBoardTracker``: each epoch's ELBOs and seconds into ``RUN/tensorboard/``.
 - ``MLflowTracker``: the configuration as parameters, each epoch's ELBOs and seconds as metrics (step =
   epoch), and at the end the run's figures, ``config.json`` and ``metrics.jsonl`` as artifacts, into
-  MLflow's local file store ``./mlruns`` (no server) unless ``MLFLOW_TRACKING_URI`` names another store.
+  MLflow's own default store, the SQLite database ``./mlflow.db`` (no server), unless ``MLFLOW_TRACKING_URI``
+  names another store.
   The MLflow run's address is kept in ``RUN/mlflow.json``, so that ``--resume`` goes on logging into
   the same MLflow run and ``pyro-vae evaluate`` adds its JSON to it (``log_evaluation``).
 
@@ -68,21 +69,21 @@ def _mlflow_client(tracking_uri: str | None = None):
     except ImportError:
         raise PyroVAEError("--track mlflow needs MLflow: pip install 'pyro-vae[mlflow]'") from None
     tracking_uri = tracking_uri or default_tracking_uri()
-    if _is_file_store(tracking_uri):
-        # MLflow 3 keeps its file store in maintenance mode and refuses it unless this opt-in is set;
-        # a store of files needs no database package and no server, which is why it is the default here
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    if tracking_uri.startswith("sqlite:"):
+        try:
+            import alembic  # noqa: F401
+            import sqlalchemy  # noqa: F401
+        except ImportError:
+            raise PyroVAEError("--track mlflow keeps its runs in SQLite (./mlflow.db), which needs SQLAlchemy and "
+                               "Alembic: pip install 'pyro-vae[mlflow]'") from None  # fmt: skip
     return MlflowClient(tracking_uri)
 
 
 def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the file store ``./mlruns`` (MLflow 3.7 and later would
-    otherwise make an SQLite database, which needs SQLAlchemy and the full ``mlflow`` package)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or Path("mlruns").resolve().as_uri()
-
-
-def _is_file_store(tracking_uri: str) -> bool:
-    return tracking_uri.startswith("file:") or "://" not in tracking_uri
+    """``MLFLOW_TRACKING_URI`` if set, else MLflow's own default since 3.7: the SQLite database
+    ``./mlflow.db`` (embedded, no server), which ``mlflow ui`` opens with no flags. Its absolute path
+    is what ``RUN/mlflow.json`` keeps, so a resume from another folder logs into the same database."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
 class MLflowTracker:

@@ -65,7 +65,7 @@ def one_step(out: Path) -> None:
     images = load_data(config, device).test.floats()[:STEP_BATCH]
     torch.manual_seed(0)
     vae = VAE(config)
-    svi = make_svi(vae, config, world=world)
+    svi = make_svi(vae, config, len(images), world=world)
     half = STEP_BATCH // world.size
     torch.manual_seed(STEP_SEED)
     if world.rank == 1:

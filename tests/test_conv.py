@@ -64,6 +64,8 @@ def test_networks_too_large_are_refused_with_the_count_before_anything_is_alloca
         check_size(config)
     assert int(str(refused.value).split()[4].replace(",", "")) == parameter_count(config) > 2 * 16 * 4096**2
     check_size(Config(network="conv"))  # the default conv model passes
+    with pytest.raises(PyroVAEError, match="cannot be built"):  # a width past torch's sizes: refused, no traceback
+        check_size(Config(z_dim=99999999999999999999))
 
 
 @pytest.mark.parametrize("log_scale", [-7.0, -4.0, -1.5, 0.5], ids=lambda s: f"log_s={s}")

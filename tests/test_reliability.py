@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import pyro_vae_executable, run_cli
-from pyro_vae import Config, PyroVAEError, train
+from pyro_vae import VAE, Config, PyroVAEError, train
 from pyro_vae import checkpoint as checkpoint_module
 from pyro_vae.checkpoint import load_checkpoint
 from pyro_vae.config import replace
@@ -188,6 +188,24 @@ def test_classic_svi_trains_resumes_exactly_and_matches_the_fast_step(tmp_path, 
     fast = train(replace(classic, fast=True), out=tmp_path / "fast", quiet=True, echo=None)
     classic_elbo, fast_elbo = reference.metrics[-1]["test_elbo"], fast.metrics[-1]["test_elbo"]
     assert abs(classic_elbo - fast_elbo) < 0.05, (classic_elbo, fast_elbo)
+
+
+@pytest.mark.parametrize("task", ["semi-supervised", "completion"])
+def test_classic_svi_serves_the_semi_supervised_and_completion_models(task, tmp_path, data_root):
+    """`pyro.infer.SVI` itself (`--no-fast`) trains M2 (a labeled and an unlabeled batch a step) and the
+    completion CVAE (the baseline's epochs first), taking the fast step's updates up to float noise."""
+    common = dict(hidden_dims=(64,), z_dim=4, subset=4000, device="cpu", data_dir=str(data_root))
+    extra = {"semi-supervised": dict(labels=100, epochs=1),
+             "completion": dict(visible_quadrants=2, baseline_epochs=1, epochs=2)}[task]  # fmt: skip
+    classic = train(Config(**common, **extra, fast=False), out=tmp_path / "classic", quiet=True, echo=None)
+    fast = train(Config(**common, **extra), out=tmp_path / "fast", quiet=True, echo=None)
+    assert classic.config.fast is False and len(classic.metrics) == extra["epochs"]
+    for key in ("train_elbo", "test_elbo", "test_accuracy"):
+        if key in fast.metrics[-1]:
+            assert classic.metrics[-1][key] == pytest.approx(fast.metrics[-1][key], abs=0.05), key
+    if task == "completion":  # the baseline trained in the first epoch, under SVI as in the fast step
+        untrained = VAE(classic.config).completion[0].baseline.layers[0].weight
+        assert not torch.allclose(classic.vae.completion[0].baseline.layers[0].weight, untrained)
 
 
 def test_init_from_adds_a_new_piece_to_a_trained_vae(tmp_path, data_root):

@@ -32,13 +32,13 @@ def binary_batch(size: int = 6) -> torch.Tensor:
 
 def test_labeled_images_are_balanced_and_chosen_by_the_seed():
     labels = torch.arange(1000) % NUM_CLASSES
-    chosen = balanced_labels(labels, 100, seed=3)
+    chosen = balanced_labels(labels, 100, seed=3, num_classes=10)
     assert len(chosen) == 100 and len(set(chosen.tolist())) == 100
     assert torch.bincount(labels[chosen], minlength=NUM_CLASSES).tolist() == [10] * NUM_CLASSES
-    assert torch.equal(chosen, balanced_labels(labels, 100, seed=3))
-    assert not torch.equal(chosen, balanced_labels(labels, 100, seed=4))
+    assert torch.equal(chosen, balanced_labels(labels, 100, seed=3, num_classes=10))
+    assert not torch.equal(chosen, balanced_labels(labels, 100, seed=4, num_classes=10))
     with pytest.raises(PyroVAEError, match="class 0 has only 100"):
-        balanced_labels(labels, 1010, seed=0)
+        balanced_labels(labels, 1010, seed=0, num_classes=10)
 
 
 def test_unlabeled_bound_is_the_sum_over_classes_written_by_hand():
@@ -69,7 +69,7 @@ def test_the_classes_are_one_batched_decoder_pass_not_a_loop():
     shapes = []
     vae.decoder.register_forward_hook(lambda module, inputs, output: shapes.append(tuple(output.shape)))
     labeled = Split(torch.rand(20, 784), torch.arange(20) % NUM_CLASSES)
-    objective = SemiSupervised(labeled, vae.classify, classifier_weight=50.0, batch_size=5, binary=True)
+    objective = SemiSupervised(labeled, vae.classify, classifier_weight=50.0, batch_size=5, binary=True, num_classes=10)
     objective.loss_and_grads(vae.model, vae.guide, x)
     assert shapes == [(NUM_CLASSES, 8, 784), (5, 784)]  # the unlabeled batch, then the labeled one
     assert vae.classifier[0].net.layers[0].weight.grad.abs().sum() > 0
@@ -84,7 +84,7 @@ def test_the_auxiliary_term_trains_the_classifier_on_the_labels():
     gradients = []
     for alpha in (1.0, 3.0):
         pyro.set_rng_seed(0)
-        SemiSupervised(labeled, vae.classify, alpha, batch_size=5, binary=False).loss_and_grads(vae.model, vae.guide, x)
+        SemiSupervised(labeled, vae.classify, alpha, batch_size=5, binary=False, num_classes=10).loss_and_grads(vae.model, vae.guide, x)
         gradients.append(weight.grad.clone())
         weight.grad = None
     images, labels = labeled.images, one_hot(labeled.labels, 10)
@@ -143,9 +143,17 @@ def test_semi_supervised_active_units_read_q_of_y_not_the_labels():
     by_hand = sum(probabilities[:, [label]] * vae.posterior_mean(x, one_hot(torch.full((12,), label), 10))
                   for label in range(NUM_CLASSES))  # fmt: skip
     assert torch.allclose(mean, by_hand, atol=1e-6)
+    # a threshold between the units' variances, so that the count depends on which means are taken
+    variances = mean.var(dim=0).sort().values
+    threshold = ((variances[1] + variances[2]) / 2).item()
     labels = torch.arange(12) % NUM_CLASSES
-    assert active_units(vae, Split(x, labels), threshold=0.0) == active_units(vae, Split(x, labels.flip(0)), threshold=0.0)
-    assert active_units(vae, Split(x, labels), threshold=0.0)[0] == 4
+    for carried in (labels, labels.flip(0)):
+        assert active_units(vae, Split(x, carried), threshold=threshold) == [2]
+    with_the_labels = vae.posterior_mean(x, one_hot(labels, NUM_CLASSES)).var(dim=0)
+    assert int((with_the_labels > threshold).sum()) != 2  # what reading the labels would have counted
+
+
+DIGIT_ACCURACY_FLOOR = 0.3  # what the 2-epoch run below must beat: q(y|x) is above 0.5 by then
 
 
 @pytest.mark.slow
@@ -184,7 +192,7 @@ def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_an
     result = json.loads(evaluated.stdout)
     assert result["classification_accuracy"] == pytest.approx(metrics[-1]["test_accuracy"])
     assert result["elbo"] < result["log_likelihood"] < 0 and result["kl_estimator"] == "monte carlo"
-    assert 0 <= result["digit_accuracy"] <= 1
+    assert result["digit_accuracy"] > DIGIT_ACCURACY_FLOOR  # chance is 0.1
     sample = run_here("sample", "--run", tmp_path / "whole", "--digit", "3", "--out", tmp_path / "three.png",
                      "--device", "cpu", env_extra=env)  # fmt: skip
     assert sample.returncode == 0 and (tmp_path / "three.png").stat().st_size > 1000, sample.stderr
@@ -193,12 +201,12 @@ def test_semi_supervised_run_with_100_labels_trains_resumes_evaluates_samples_an
 
 
 @pytest.mark.parametrize(
-    "run_name, issue_figure",
-    [("semi-supervised-100", 0.90), ("semi-supervised-100-lr1e-4", 0.90), ("semi-supervised-1000-lr1e-4", 0.964)],
+    "run_name, reported",  # the accuracies results/*/README.md and the README report
+    [("semi-supervised-100", 0.9114), ("semi-supervised-100-lr1e-4", 0.9215), ("semi-supervised-1000-lr1e-4", 0.9670)],
 )
-def test_committed_semi_supervised_runs_classify_as_reported(run_name, issue_figure, data_root):
+def test_committed_semi_supervised_runs_classify_as_reported(run_name, reported, data_root):
     """The runs the README reports: the current code loads each one, and argmax q(y|x) on the real
-    10,000 test images gives the accuracy its saved evaluation holds, at or above the issue's figure."""
+    10,000 test images gives the accuracy the README states (to its printed digits)."""
     from conftest import REPO
     from pyro_vae.data import load_dataset
     from pyro_vae.inference import classification_accuracy
@@ -208,5 +216,4 @@ def test_committed_semi_supervised_runs_classify_as_reported(run_name, issue_fig
     run = load_run(run_dir, device="cpu")
     test = load_dataset("mnist", str(data_root), torch.device("cpu"), binarize=True).test
     accuracy = classification_accuracy(run.vae, test)
-    saved = json.loads((run_dir / "evaluate-k1000.json").read_text())["classification_accuracy"]
-    assert accuracy == pytest.approx(saved, abs=1e-4) and accuracy >= issue_figure
+    assert accuracy == pytest.approx(reported, abs=0.5e-4)

@@ -129,8 +129,13 @@ def test_a_source_goes_through_train_resume_evaluate_sample_and_plot(name, tmp_p
     code, out, err = run_main("evaluate", run, "--k", "5", "--json", "--device", "cpu")
     assert code == 0, err
     result = json.loads(out)
-    if "--conditional" in options:  # the classifier is trained on this source, sized to its shape
-        assert result["fid"] > 0 and 0 <= result["digit_accuracy"] <= 1
+    if "--conditional" in options:  # the classifier is trained on this source, sized to its shape, and cached
+        from pyro_vae.classifier import digit_accuracy, load_or_train_classifier
+
+        trained = load_run(run, device="cpu")
+        judge = load_or_train_classifier(trained.config, CPU)
+        assert result["classifier_sha256"] == judge.sha256 and result["fid"] > 0
+        assert result["digit_accuracy"] == pytest.approx(sum(digit_accuracy(judge, trained.vae)) / trained.config.num_classes)
     else:  # no labels, no classifier: said, not a number
         assert result["fid"] is None and "has no labels" in result["not_measured"]["fid"]
     total = 200 if "npy" in name or "folder" in name else 240
@@ -174,7 +179,9 @@ def test_semi_supervised_on_a_labelled_npz_keeps_balanced_labels_of_its_classes(
     assert np.bincount(data.train.labels[labeled].numpy(), minlength=10).tolist() == [5] * 10
     code, out, err = run_main("evaluate", run, "--k", "3", "--json", "--no-fid", "--device", "cpu")
     assert code == 0, err
-    assert 0 <= json.loads(out)["classification_accuracy"] <= 1
+    test = data.test
+    by_hand = (load_run(run, device="cpu").vae.classify(test.floats()).logits.argmax(-1) == test.labels).float().mean()
+    assert json.loads(out)["classification_accuracy"] == pytest.approx(by_hand.item())
     code, out, err = run_main("sample", "--run", run, "--class", "zero", "--n", "4", "--out", tmp_path / "z.npy")
     assert code == 0, err
     assert np.load(tmp_path / "z.npy").shape == (4, 12, 12, 3)
@@ -203,8 +210,13 @@ def test_completion_compare_and_leaderboard_on_a_folder_of_30x30_images(tmp_path
     assert code == 0, err
     from PIL import Image
 
-    with Image.open(tmp_path / "c.png") as image:
-        assert image.size[0] > 0 and np.asarray(image).std() > 5
+    code, out, err = run_main("complete", "--run", tmp_path / "complete", "--n", "4", "--draws", "2", "--device", "cpu",
+                              "--out", tmp_path / "c4.png")  # fmt: skip
+    assert code == 0, err
+    with Image.open(tmp_path / "c.png") as three, Image.open(tmp_path / "c4.png") as four:
+        assert np.asarray(three).std() > 5
+        # one more image is one more row of the 5 columns (input, truth, baseline, two draws): 7.6 / 5 inches
+        assert four.size[0] == three.size[0] and four.size[1] - three.size[1] == pytest.approx(100 * 7.6 / 5, abs=2)
     code, out, err = run_main("compare", *common, "--epochs", "1", "--likelihoods", "bernoulli,normal", "--k", "5",
                               "--out", tmp_path / "compare")  # fmt: skip
     assert code == 0, err

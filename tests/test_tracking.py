@@ -16,22 +16,25 @@ pytestmark = pytest.mark.slow
 def test_mlflow_run_holds_the_config_each_epoch_the_figures_and_the_evaluation(tmp_path, data_root, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # this reader's own opt-in to MLflow's file store
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)  # the current MLflow's own default, no opt-in
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
-    env = {"PYRO_VAE_DATA": str(data_root), "MLFLOW_TRACKING_URI": ""}  # unset: ./mlruns
+    env = {"PYRO_VAE_DATA": str(data_root), "MLFLOW_TRACKING_URI": ""}  # unset: ./mlflow.db
     train = ["train", "--epochs", "1", "--hidden-dims", "64", "--z-dim", "4", "--subset", "1000",
              "--device", "cpu", "--quiet", "--out", "run", "--track", "mlflow"]  # fmt: skip
     first = run_here(*train, env_extra=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     address = json.loads((tmp_path / "run" / "mlflow.json").read_text())
-    assert (tmp_path / "mlruns").is_dir()  # MLflow's file store, in the folder the command ran in
+    assert (tmp_path / "mlflow.db").is_file()  # MLflow's default SQLite store, in the folder the command ran in
+    assert address["tracking_uri"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     resumed = run_here("train", "--resume", "run", "--epochs", "2", "--track", "mlflow", "--no-plot",
                        env_extra=env, cwd=tmp_path)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr
     evaluated = run_here("evaluate", "run", "--k", "3", "--no-fid", "--device", "cpu", env_extra=env, cwd=tmp_path)
     assert evaluated.returncode == 0 and "logged to the run's MLflow run" in evaluated.stdout, evaluated.stderr
 
-    client = MlflowClient((tmp_path / "mlruns").as_uri())
+    monkeypatch.chdir(tmp_path)
+    client = MlflowClient()  # what a notebook started in that folder gets, with no URI given
     run = client.get_run(address["run_id"])
     assert run.info.run_name == "run" and run.info.status == "FINISHED"
     assert run.data.params["z_dim"] == "4" and run.data.params["hidden_dims"] == "[64]"

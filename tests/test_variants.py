@@ -15,6 +15,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
 from pyro_vae import Config, PyroVAEError, VAE
+from pyro_vae.classifier import SHIPPED_JUDGES
 from pyro_vae.bounds import importance_weights, iwae_bound
 from pyro_vae.likelihoods import reconstruction_log_likelihood
 from pyro_vae.objectives import IWAE, make_objective
@@ -214,7 +215,7 @@ def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plo
 def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digit_classifier, classifier_cache):
     """Two real runs (the ELBO and IWAE K=3, on 5,000 images of each split), ranked by `pyro-vae
     leaderboard`: every row carries the issue's keys, the command that remakes the run, its published
-    counterpart (a note for a subset), and the figure."""
+    counterpart (a note for a subset), the judge's hash, and the figure."""
     import json
 
     from conftest import run_here
@@ -226,7 +227,7 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     train(Config(**small, objective="iwae", particles=3), out=tmp_path / "iwae", quiet=True, echo=None)
     out = tmp_path / "board"
     result = run_here("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
-                     "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
+                      "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "leaderboard.json").read_text())
     keys = {"variant", "run", "command", "epochs", "train_seconds", "device", "k", "elbo", "log_likelihood",
@@ -234,6 +235,9 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     assert all(keys <= set(row) for row in rows)
     by_variant = {row["variant"]: row for row in rows}
     assert set(by_variant) == {"VAE", "VAE + IWAE K=3"}
+    assert {row["measures"] for row in rows} == {"log p(x), dynamically binarized images, Bernoulli"}
+    table = (out / "leaderboard.md").read_text()
+    assert "###" not in table and f"classifier of sha256 {SHIPPED_JUDGES['mnist'][1]}" in table
     # A subset is not comparable with a paper's figure; the same recipe on all of MNIST is.
     assert by_variant["VAE"]["paper_nll"] is None and "all of MNIST" in by_variant["VAE"]["paper"]
     from pyro_vae.leaderboard import published_figure
@@ -242,14 +246,19 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     assert "--objective iwae --particles 3" in by_variant["VAE + IWAE K=3"]["command"]
     for row in rows:
         assert row["k"] == 3 and row["epochs"] == 1 and row["train_seconds"] > 0 and row["fid"] > 0
+        assert row["classifier_sha256"] == SHIPPED_JUDGES["mnist"][1]
         assert row["elbo"] < row["log_likelihood"] < 0 and 0 < row["active_units"] <= 8
         assert row["device"].startswith("cpu")
-    assert "| VAE |" in (out / "leaderboard.md").read_text() and (out / "leaderboard.png").stat().st_size > 10_000
+    assert (out / "leaderboard.png").stat().st_size > 10_000
 
-    # Each evaluation is saved in its run and reused while the weights are the ones it scored.
+    # Each evaluation is saved in its run and reused while the weights are the ones it scored; one
+    # whose FID another judge gave has that FID alone measured again.
+    saved = json.loads((tmp_path / "iwae" / "evaluate-k3.json").read_text())
+    (tmp_path / "iwae" / "evaluate-k3.json").write_text(json.dumps({**saved, "fid": 1.0, "classifier_sha256": "another"}))
     again = run_here("leaderboard", tmp_path / "elbo", tmp_path / "iwae", "--k", "3", "--device", "cpu",
-                    "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
-    assert again.returncode == 0 and again.stdout.count("reusing") == 2, again.stdout + again.stderr
+                     "--out", out, env_extra={"XDG_CACHE_HOME": str(classifier_cache)})  # fmt: skip
+    assert again.returncode == 0 and again.stdout.count("reusing") == 1, again.stdout + again.stderr
+    assert again.stdout.count("FID again") == 1
     assert json.loads((out / "leaderboard.json").read_text()) == rows
     from pyro_vae.leaderboard import saved_evaluation
     from pyro_vae.runs import load_run
@@ -260,6 +269,45 @@ def test_leaderboard_ranks_runs_with_the_one_evaluator(tmp_path, data_root, digi
     with torch.no_grad():
         next(run.vae.decoder.parameters())[0, 0] += 1e-3
     assert saved_evaluation(run, 3) is None
+
+
+def test_rows_that_measure_different_things_are_ranked_apart():
+    """A CVAE's log p(x|y) and a Normal run's density get tables of their own, each ranked within
+    itself, never against the binarized log p(x) rows (rows as the leaderboard writes them)."""
+    from pyro_vae.leaderboard import comparable_groups, markdown_table
+
+    def row(variant, nats, measures):
+        return {"variant": variant, "log_likelihood": -nats, "log_likelihood_se": 0.2, "k": 5, "elbo": -nats - 5,
+                "active_units": 3, "fid": 50.0, "epochs": 1, "train_seconds": 60, "device": "cpu", "paper": None,
+                "paper_nll": None, "command": f"pyro-vae train # {variant}", "measures": measures,
+                "classifier_sha256": "abc"}  # fmt: skip
+
+    binary, given_y = "log p(x), dynamically binarized images, Bernoulli", "log p(x | y), dynamically binarized images, Bernoulli"
+    rows = [row("VAE", 90.0, binary), row("conditional VAE", 80.0, given_y), row("VAE + IWAE", 88.0, binary)]
+    groups = comparable_groups(rows)
+    assert list(groups) == [binary, given_y]
+    assert [r["variant"] for r in groups[binary]] == ["VAE + IWAE", "VAE"]  # best first, within the group
+    table = markdown_table(rows)
+    assert table.index(f"### {binary}") < table.index("| VAE + IWAE |") < table.index("| VAE |") < table.index(f"### {given_y}")
+    assert table.index(f"### {given_y}") < table.index("| conditional VAE |")
+    assert "classifier of sha256 abc" in table
+
+
+def test_a_published_figure_stands_only_beside_its_protocol():
+    """Burda et al.'s and Tomczak & Welling's figures are log p(x) of binarized MNIST: a Normal or
+    discretized-logistic run, a CVAE's log p(x|y) or a completion run's get a note, not the number."""
+    from pyro_vae.leaderboard import measured_quantity, published_figure
+
+    mnist = dict(epochs=1, hidden_dims=(64,), z_dim=8)
+    assert published_figure(Config(**mnist)) == ("Burda et al. 2015, Table 1, VAE, 1 stochastic layer", 86.76)
+    assert published_figure(Config(**mnist, prior="vamp"))[1] == 85.57
+    assert published_figure(Config(**mnist, labels=100))[1] == 86.76  # M2's bound is of log p(x) too
+    for other in ({"likelihood": "normal"}, {"likelihood": "discretized-logistic"}, {"conditional": True},
+                  {"visible_quadrants": 2, "epochs": 5}):  # fmt: skip
+        note, figure = published_figure(Config(**{**mnist, **other}))
+        assert figure is None and measured_quantity(Config(**{**mnist, **other})) in note
+    assert measured_quantity(Config(**mnist, conditional=True)).startswith("log p(x | y)")
+    assert measured_quantity(Config(**{**mnist, "visible_quadrants": 1, "epochs": 5})).startswith("log p(x_hidden | x_visible)")
 
 
 def test_the_vamp_prior_held_for_an_evaluation_gives_the_same_weights(monkeypatch):
