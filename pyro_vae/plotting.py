@@ -59,6 +59,9 @@ def compare_figure(runs, records, path: Path, seed: int = 0) -> None:
     plt.close(figure)
 
 
+SAMPLE_PANELS_PER_ROW = 4  # the leaderboard's sample grids: rows of four keep the figure readable on a page
+
+
 def leaderboard_figure(groups: dict[str, list[dict]], path: Path, seed: int = 0) -> None:
     """Left: test NLL against training time, one point per variant, a panel for each group of rows
     that measure the same thing (``leaderboard.comparable_groups``: what each measures -> its rows,
@@ -66,8 +69,11 @@ def leaderboard_figure(groups: dict[str, list[dict]], path: Path, seed: int = 0)
     from .runs import load_run
 
     ordered = [row for group in groups.values() for row in group]
-    figure = plt.figure(figsize=(5 + 2.4 * len(ordered), 1.5 + 4 * len(groups)), constrained_layout=True)
-    left, right = figure.subfigures(1, 2, width_ratios=[5, 2.4 * len(ordered)])
+    columns = min(len(ordered), SAMPLE_PANELS_PER_ROW)
+    rows = -(-len(ordered) // columns)
+    height = max(1.5 + 4 * len(groups), 0.5 + 2.7 * rows)
+    figure = plt.figure(figsize=(5 + 2.4 * columns, height), constrained_layout=True)
+    left, right = figure.subfigures(1, 2, width_ratios=[5, 2.4 * columns])
     axes = left.subplots(len(groups), 1, squeeze=False)[:, 0]
     number = 0
     for axis, (measures, group) in zip(axes, groups.items()):
@@ -83,7 +89,9 @@ def leaderboard_figure(groups: dict[str, list[dict]], path: Path, seed: int = 0)
         axis.grid(alpha=0.3)
     axes[-1].set_xlabel("training time (minutes)")
     left.legend(loc="outside lower center", fontsize=7)
-    panels = right.subplots(1, len(ordered), squeeze=False)[0]
+    panels = right.subplots(rows, columns, squeeze=False).flatten()
+    for panel in panels[len(ordered) :]:
+        panel.axis("off")
     for number, (panel, row) in enumerate(zip(panels, ordered), start=1):
         run = load_run(row["run"], device="cpu")
         show(panel, sample_grid(sample_images(run.vae, n=36, seed=seed)[0], 6))
