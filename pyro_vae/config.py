@@ -110,7 +110,8 @@ class Config:
     kl_warmup: int = hyper(0, "Epochs over which the KL's weight rises linearly from 0 to --beta "
                               "(Sonderby et al. 2016).", minimum=0)  # fmt: skip
     prior: str = hyper("normal", "normal: N(0, I); vamp: the VampPrior, a mixture of q(z|u_k) over "
-                                 "--pseudo-inputs learned inputs (Tomczak & Welling 2018).",
+                                 "--pseudo-inputs learned inputs (Tomczak & Welling 2018); with --conditional "
+                                 "each input carries a class and p(z|y) mixes those of class y.",
                        choices=PRIORS)  # fmt: skip
     pseudo_inputs: int = hyper(500, "VampPrior: number of learned pseudo-inputs.", minimum=1, maximum=10_000)
     posterior: str = hyper("gaussian", "gaussian: N(mu(x), diag sigma(x)^2); iaf: that Gaussian through "
@@ -224,13 +225,16 @@ class Config:
                f"make it at least {self.world_size}")  # fmt: skip
         yield (self.objective == "elbo" and self.particles > 1,
                "--particles is the IWAE bound's number of draws; use it with --objective iwae")  # fmt: skip
-        yield (self.prior == "vamp" and self.conditional,
-               "--prior vamp with --conditional: the VampPrior's pseudo-inputs have no labels to condition on")
+        yield (self.prior == "vamp" and self.conditional and self.num_classes is not None
+               and self.pseudo_inputs < self.num_classes,
+               f"--pseudo-inputs {self.pseudo_inputs} with --conditional: each of the {self.num_classes} classes needs "
+               f"at least one pseudo-input of its own")  # fmt: skip
+        yield (self.stochastic_layers == 2 and self.conditional,
+               "--stochastic-layers 2 with --conditional is not supported yet: the label does not enter the "
+               "layers' own networks, which diverge at the label's scale")  # fmt: skip
         yield (self.stochastic_layers == 2 and self.elbo == "analytic",
                "--stochastic-layers 2 needs --elbo trace: its guide draws z1 before z2, so "
                "TraceMeanField_ELBO's per-site closed-form KL does not apply")  # fmt: skip
-        yield (self.stochastic_layers == 2 and self.conditional,
-               "--stochastic-layers 2 with --conditional is not supported: the conditional VAE has one layer")
         yield (self.mixture > 1 and self.likelihood != "discretized-logistic",
                f"--mixture {self.mixture} is the discretized logistic's number of components; use it with "
                f"--likelihood discretized-logistic")  # fmt: skip
@@ -246,7 +250,6 @@ class Config:
                f"--labels {self.labels} cannot be balanced over the {classes} classes; use a multiple of {classes}")
         yield (self.objective == "iwae",
                "--labels with --objective iwae is not supported: the semi-supervised ELBO sums y out exactly")
-        yield (self.posterior == "iaf", "--labels with --posterior iaf is not supported: q(z|x,y) is Gaussian")
 
     def _completion_combinations(self):
         if self.visible_quadrants is None:

@@ -123,10 +123,10 @@ class VAE(nn.Module):
     def _uniform_logits(self) -> torch.Tensor:
         return next(self.decoder.parameters()).new_zeros(self.config.num_classes)
 
-    def _encode_top(self, x: torch.Tensor) -> dist.Distribution:
-        """q(top latent | x) for the VampPrior's pseudo-inputs: q(z|x), or with two layers
-        q(z2 | z1 = E[z1|x])."""
-        q = self.posterior(x)
+    def _encode_top(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dist.Distribution:
+        """q(top latent | x[, y]) for the VampPrior's pseudo-inputs, y the one-hot of class indices
+        ``labels``: q(z|x, y), or with two layers q(z2 | z1 = E[z1|x])."""
+        q = self.posterior(x, self.condition(self.one_hot(labels)) if labels is not None else None)
         for layer in self.upward:
             q = layer(_mean(q))
         return q

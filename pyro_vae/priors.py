@@ -62,12 +62,14 @@ class DiagonalGaussianMixture(dist.TorchDistribution):
     support = dist.constraints.real_vector
     has_rsample = False
 
-    def __init__(self, locs: torch.Tensor, scales: torch.Tensor, batch_shape=torch.Size(), validate_args=None):
+    def __init__(self, locs: torch.Tensor, scales: torch.Tensor, batch_shape=torch.Size(), validate_args=None,
+                 members: torch.Tensor | None = None):  # fmt: skip
         self.locs, self.scales = locs, scales
+        self.members = members  # (..., K) bool: the components each element mixes over (None: all)
         super().__init__(torch.Size(batch_shape), locs.shape[-1:], validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
-        return DiagonalGaussianMixture(self.locs, self.scales, batch_shape)
+        return DiagonalGaussianMixture(self.locs, self.scales, batch_shape, members=self.members)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         precision = self.scales.pow(-2)  # (K, D)
@@ -75,12 +77,19 @@ class DiagonalGaussianMixture(dist.TorchDistribution):
         quadratic = quadratic + (self.locs.pow(2) * precision).sum(-1)  # (..., K)
         log_normalizer = self.scales.log().sum(-1) + 0.5 * self.locs.shape[-1] * math.log(2 * math.pi)
         components = -0.5 * quadratic - log_normalizer
-        return torch.logsumexp(components, dim=-1) - math.log(self.locs.shape[0])
+        if self.members is None:
+            return torch.logsumexp(components, dim=-1) - math.log(self.locs.shape[0])
+        mixed = torch.logsumexp(components.masked_fill(~self.members, -math.inf), dim=-1)
+        return mixed - self.members.sum(-1).log()
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.batch_shape
         with torch.no_grad():
-            index = torch.randint(self.locs.shape[0], shape, device=self.locs.device)
+            if self.members is None:
+                index = torch.randint(self.locs.shape[0], shape, device=self.locs.device)
+            else:  # uniformly among each element's own components
+                weights = self.members.expand(*shape, self.locs.shape[0]).float()
+                index = torch.multinomial(weights.reshape(-1, weights.shape[-1]), 1).reshape(shape)
             noise = torch.randn(shape + self.event_shape, device=self.locs.device)
             return self.locs[index] + self.scales[index] * noise
 
@@ -91,21 +100,41 @@ class VampPrior(nn.Module):
         p(z) = (1/K) sum_k q(z | u_k),   u_k in [0, 1]^(C*H*W) (a hard tanh of free parameters),
 
     with q the VAE's own encoder, so prior and posterior learn together. With a flow posterior the
-    components are its Gaussian base q_0(z | u_k) (a mixture of flows has no batched density)."""
+    components are its Gaussian base q_0(z | u_k) (a mixture of flows has no batched density).
 
-    def __init__(self, pseudo_inputs: int, x_dim: int):
+    Conditional (``classes`` > 0): each pseudo-input carries a class, c_k = k mod classes, and is
+    encoded with it, and the prior of an image of class y mixes its class's pseudo-inputs alone,
+
+        p(z | y) = (1 / K_y) sum_{k: c_k = y} q(z | u_k, y),
+
+    so that sum_y p(y) p(z | y) with balanced classes is the mixture of all K; asked with no label
+    (a figure's shared z), it is that mixture."""
+
+    def __init__(self, pseudo_inputs: int, x_dim: int, classes: int = 0):
         super().__init__()
         # Tomczak & Welling initialize near the data mean with small noise
         self.pseudo_inputs = nn.Parameter(0.05 + 0.01 * torch.randn(pseudo_inputs, x_dim))
+        self.classes = classes
+        if classes:
+            self.register_buffer("component_classes", torch.arange(pseudo_inputs) % classes, persistent=False)
         self._held = None
 
     def forward(self, batch_shape: tuple[int, ...], encode=None, condition=None) -> dist.Distribution:
-        if self._held is not None:
-            return self._held.expand(batch_shape)
-        components = encode(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0))
+        """``encode(x, classes)`` -> q(z | x[, the one-hot of classes]); ``condition`` the images' own
+        (``label_scale`` times the one-hot label), whose argmax is their class."""
+        locs, scales = self._held if self._held is not None else self._components(encode)
+        members = None
+        if self.classes and condition is not None:
+            members = condition.argmax(-1)[..., None] == self.component_classes  # (..., K)
+            batch_shape = torch.broadcast_shapes(tuple(batch_shape), members.shape[:-1])
+        return DiagonalGaussianMixture(locs, scales, batch_shape, members=members)
+
+    def _components(self, encode) -> tuple[torch.Tensor, torch.Tensor]:
+        classes = self.component_classes if self.classes else None
+        components = encode(nn.functional.hardtanh(self.pseudo_inputs, 0.0, 1.0), classes)
         base = components.base_dist if isinstance(components, dist.TransformedDistribution) else components
         normal = base.base_dist  # Independent(Normal) -> Normal, batch (K,)
-        return DiagonalGaussianMixture(normal.loc, normal.scale, batch_shape)
+        return normal.loc, normal.scale
 
     @contextlib.contextmanager
     def held(self, encode):
@@ -113,7 +142,7 @@ class VampPrior(nn.Module):
         otherwise every chunk of draws would run the encoder over all K pseudo-inputs again, for a
         conv encoder and 256-row chunks three times the decoder's own work."""
         with torch.no_grad():
-            self._held = self.forward((), encode)
+            self._held = self._components(encode)
         try:
             yield
         finally:
@@ -157,5 +186,5 @@ def prior_for(config, z_dim: int) -> nn.Module:
     if config.visible_quadrants is not None:
         return ConditionalPrior(config, z_dim)
     if config.prior == "vamp":
-        return VampPrior(config.pseudo_inputs, config.pixels)
+        return VampPrior(config.pseudo_inputs, config.pixels, config.num_classes if config.conditional else 0)
     return StandardNormal(z_dim)

@@ -77,19 +77,20 @@ def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0
     labels = sample_labels(vae, n, digit)
     count = n if labels is None else labels.shape[0]
     device = next(vae.parameters()).device
-    z = draw_prior(vae, count, torch.Generator().manual_seed(seed))
     condition = vae.one_hot(None if labels is None else labels.to(device))
+    z = draw_prior(vae, count, torch.Generator().manual_seed(seed), None if condition is None else vae.condition(condition))
     images = displayed(vae.decode_mean(z, condition), vae.config.image_shape)
     return images.float().cpu(), labels
 
 
 @torch.no_grad()
-def draw_prior(vae: VAE, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n draws of the latent the decoder reads, on the VAE's device: z ~ p(z), or with two layers
+def draw_prior(vae: VAE, n: int, generator: torch.Generator, condition: torch.Tensor | None = None) -> torch.Tensor:
+    """n draws of the latent the decoder reads, on the VAE's device: z ~ p(z) (p(z | y) for a prior
+    that reads the ``condition``, the class-conditional VampPrior), or with two layers
     z2 ~ p(z2) then z1 ~ p(z1 | z2). Diagonal Gaussians are drawn as loc + scale * eps with eps from
     the CPU ``generator``, so a seed gives the same z, and images, on any device; another prior (a
     mixture) samples itself, seeded from the generator."""
-    z = draw(vae.prior((n,)), generator)
+    z = draw(vae.prior((n,), condition), generator)
     for layer in vae.downward:
         z = draw(layer(z), generator)
     return z

@@ -172,7 +172,9 @@ BAD_INPUTS = {
     "beta with the IWAE objective": (["train", "--objective", "iwae", "--beta", "0.5", "--out", "{tmp}/r"], "--beta"),
     "particles without the IWAE objective": (["train", "--particles", "5", "--out", "{tmp}/r"], "--objective iwae"),
     "zero particles": (["train", "--objective", "iwae", "--particles", "0", "--out", "{tmp}/r"], "--particles"),
-    "VampPrior with labels": (["train", "--prior", "vamp", "--conditional", "--out", "{tmp}/r"], "--conditional"),
+    "conditional VampPrior with fewer pseudo-inputs than classes": (["train", "--prior", "vamp", "--conditional",
+                                                                      "--pseudo-inputs", "5", "--out", "{tmp}/r"],
+                                                                     "each of the 10 classes"),  # fmt: skip
     "three stochastic layers": (["train", "--stochastic-layers", "3", "--out", "{tmp}/r"], "--stochastic-layers"),
     "two layers with the mean-field ELBO": (["train", "--stochastic-layers", "2", "--elbo", "analytic", "--out", "{tmp}/r"],
                                             "--elbo trace"),  # fmt: skip
