@@ -139,7 +139,6 @@ def load_or_train_classifier(config, device: torch.device, echo=None, data_dir: 
     ``device``: the shipped one where there is one, its file checked against its sha256; else trained
     on the source's grey training split on first use, then loaded from the per-user cache (weights
     only, written atomically). The judge's ``sha256`` attribute is that of its weights file."""
-    from .checkpoint import load_checkpoint, load_weights
     from .errors import PyroVAEError
 
     shape, classes = tuple(config.image_shape), config.num_classes
@@ -151,15 +150,11 @@ def load_or_train_classifier(config, device: torch.device, echo=None, data_dir: 
         if found != expected:
             raise PyroVAEError(f"the shipped judging classifier {path} has sha256 {found}, expected {expected}; "
                                f"reinstall pyro-vae")  # fmt: skip
-        load_weights(classifier, load_checkpoint(path, map_location="cpu")["model"], path)
-        classifier.sha256 = expected
-        return classifier.to(device).eval()
+        return _loaded_judge(classifier, path, device)
     path = classifier_cache_path(config)
     if path.exists():
         try:
-            load_weights(classifier, load_checkpoint(path, map_location="cpu")["model"], path)
-            classifier.sha256 = file_sha256(path)
-            return classifier.to(device).eval()
+            return _loaded_judge(classifier, path, device)
         except (PyroVAEError, KeyError):
             pass  # a damaged cache is simply rebuilt
     if echo is not None:
@@ -169,6 +164,15 @@ def load_or_train_classifier(config, device: torch.device, echo=None, data_dir: 
     save_judge(classifier, path)
     classifier.sha256 = file_sha256(path)
     return classifier
+
+
+def _loaded_judge(classifier: nn.Module, path: Path, device: torch.device) -> nn.Module:
+    """``classifier`` with the weights of ``path`` (weights only), its ``sha256`` that file's, on ``device``."""
+    from .checkpoint import load_checkpoint, load_weights
+
+    load_weights(classifier, load_checkpoint(path, map_location="cpu")["model"], path)
+    classifier.sha256 = file_sha256(path)
+    return classifier.to(device).eval()
 
 
 def save_judge(classifier: nn.Module, path: Path) -> None:

@@ -15,6 +15,7 @@ from .data import Split
 if TYPE_CHECKING:  # type hints only: the model imports nothing of the evaluator
     from .model import VAE
 
+
 class ClassifierFeatures(torch.nn.Module):
     """The project's CNN classifier without its last layer: 3,136 features per image, the feature
     space in which ``frechet_distance`` compares samples with test images."""

@@ -110,8 +110,8 @@ def make_svi(vae: VAE, config: Config, train_images: int, labeled: Split | None 
     """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up, and
     a semi-supervised run takes its labeled batches from ``labeled``."""
     steps_per_epoch = math.ceil(train_images / config.batch_size)
-    baseline_nll = vae.completion[0].baseline_nll if vae.completion else None
-    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify, baseline_nll=baseline_nll,
+    baseline = vae.completion[0] if vae.completion else None
+    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify, baseline=baseline,
                                shards=world.size)  # fmt: skip
     return (FastSVI if config.fast else ClassicSVI)(vae, config, objective, world)
 

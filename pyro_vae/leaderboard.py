@@ -205,9 +205,9 @@ def comparable_groups(rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines, ordered = [], []
-    for measures, group in comparable_groups(rows).items():
-        lines += [f"### {measures}", ""] if len(comparable_groups(rows)) > 1 else []
+    lines, ordered, groups = [], [], comparable_groups(rows)
+    for measures, group in groups.items():
+        lines += [f"### {measures}", ""] if len(groups) > 1 else []
         lines += _group_table(group) + [""]
         ordered += group
     judges = sorted({row["classifier_sha256"] for row in rows if row.get("classifier_sha256")})

@@ -37,7 +37,6 @@ cvae example do (there as two separate trainings; here one schedule, so resume s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyro
@@ -213,7 +212,7 @@ class Objective:
     beta: float = 1.0
     warmup_steps: int = 0
     baseline_steps: int = 0  # image completion: steps that train the baseline alone, first
-    baseline_nll: Callable[[torch.Tensor], torch.Tensor] | None = None  # x -> -log p_b(x_hidden | x_visible)
+    baseline: torch.nn.Module | None = None  # image completion: its baseline_nll(x) = -log p_b(x_hidden | x_visible)
 
     def kl_scale(self, step: int) -> float:
         if self.warmup_steps == 0:
@@ -229,20 +228,20 @@ class Objective:
         """The baseline's summed -log p_b(x_hidden | x_visible); only its weights get gradients. The
         baseline joins Pyro's parameter store under the name the model gives it, so that
         ``pyro.infer.SVI``, which steps the parameters a loss touched through Pyro, steps it too."""
-        pyro.module("completion", self.baseline_nll.__self__)
-        loss = self.baseline_nll(x).sum()
+        pyro.module("completion", self.baseline)
+        loss = self.baseline.baseline_nll(x).sum()
         loss.backward()
         return loss.item()
 
 
 def make_objective(config: Config, steps_per_epoch: int = 1, labeled: Split | None = None, classify=None,
-                   baseline_nll=None, shards: int = 1) -> Objective:  # fmt: skip
+                   baseline=None, shards: int = 1) -> Objective:  # fmt: skip
     """The objective ``config`` names; a semi-supervised one needs the ``labeled`` images and the
-    VAE's ``classify``, image completion the baseline's ``baseline_nll``; ``shards`` processes share
+    VAE's ``classify``, image completion its ``baseline`` (``completion.Completion``); ``shards`` processes share
     each batch."""
     objective = _objective(config, steps_per_epoch, labeled, classify, shards)
     if config.visible_quadrants is not None:
-        objective.baseline_steps, objective.baseline_nll = config.baseline_epochs * steps_per_epoch, baseline_nll
+        objective.baseline_steps, objective.baseline = config.baseline_epochs * steps_per_epoch, baseline
     return objective
 
 

@@ -349,8 +349,10 @@ def test_the_class_conditional_vamp_prior_mixes_the_pseudo_inputs_of_the_class_a
         assert vae.prior((3,), condition).log_prob(z)[row].item() == pytest.approx(by_hand.item(), rel=1e-5)
     marginal = torch.logsumexp(densities, dim=1) - math.log(25)
     assert torch.allclose(vae.prior((3,)).log_prob(z), marginal, atol=1e-5)
+    live = vae.prior((3,), condition).log_prob(z)
     with vae.latent_prior.held(vae._encode_top):
-        assert torch.allclose(vae.prior((3,), condition).log_prob(z), vae.prior((3,), condition).log_prob(z))
+        assert torch.allclose(vae.prior((3,), condition).log_prob(z), live)
+    assert vae.latent_prior._held is None
     # draws come from an element's own components: far-apart components, two rows of other classes
     locs = torch.tensor([[0.0], [100.0], [200.0], [300.0]])
     members = torch.tensor([[True, False, True, False], [False, True, False, False]])
