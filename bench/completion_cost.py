@@ -18,7 +18,7 @@ import torch
 from pyro_vae.config import Config
 from pyro_vae.data import load_mnist
 from pyro_vae.inference import make_svi
-from pyro_vae.model import VAE
+from pyro_vae.models import build_model
 
 
 from common import alternate_epochs, machine, write_record  # a script beside this one
@@ -35,7 +35,7 @@ def main() -> None:
     for name, quadrants in (("plain VAE", None), (f"completion, {args.visible_quadrants} visible", args.visible_quadrants)):
         config = Config(device=args.device, visible_quadrants=quadrants)
         pyro.clear_param_store()
-        vae = VAE(config).to(args.device)
+        vae = build_model(config).to(args.device)
         svi = make_svi(vae, config, len(data.train))
         if quadrants is not None:
             svi.objective.baseline_steps = 0  # time the CVAE's steps, not the baseline's

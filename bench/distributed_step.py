@@ -22,7 +22,7 @@ from pyro_vae.config import Config
 from pyro_vae.data import load_data
 from pyro_vae.distributed import join, leave, sum_gradients
 from pyro_vae.inference import make_svi
-from pyro_vae.model import VAE
+from pyro_vae.models import build_model
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     world, device = join("cpu")
     config = Config(likelihood="bernoulli", network=args.network, device="cpu")
     images = load_data(config, device).test.floats()[: config.batch_size]
-    vae = VAE(config)
+    vae = build_model(config)
     svi = make_svi(vae, config, len(images), world=world)
     parameters = list(vae.parameters())
     mine = images[world.shard(torch.arange(len(images)))]

@@ -19,7 +19,7 @@ import torch
 from pyro_vae.config import Config
 from pyro_vae.data import load_mnist
 from pyro_vae.inference import make_svi
-from pyro_vae.model import VAE
+from pyro_vae.models import build_model
 
 
 from common import alternate_epochs, machine, write_record  # a script beside this one
@@ -36,7 +36,7 @@ def main() -> None:
     for particles in [1, *args.particles]:
         config = Config(device=args.device, objective="iwae" if particles > 1 else "elbo", particles=particles)
         pyro.clear_param_store()
-        vae = VAE(config).to(args.device)
+        vae = build_model(config).to(args.device)
         variants[f"K={particles}"] = (vae, make_svi(vae, config, len(data.train)), data)
     figures = alternate_epochs(variants, args.epochs, args.device, reference="K=1")
     for name, figure in figures.items():

@@ -20,7 +20,7 @@ import torch
 from pyro_vae.config import Config
 from pyro_vae.data import balanced_labels, keep_labels, load_mnist
 from pyro_vae.inference import make_svi
-from pyro_vae.model import VAE
+from pyro_vae.models import build_model
 
 
 from common import alternate_epochs, machine, write_record  # a script beside this one
@@ -38,7 +38,7 @@ def main() -> None:
     for name, labels, split in (("supervised", None, data), (f"labels={args.labels}", args.labels, semi)):
         config = Config(device=args.device, conditional=True, labels=labels)
         pyro.clear_param_store()
-        vae = VAE(config).to(args.device)
+        vae = build_model(config).to(args.device)
         variants[name] = (vae, make_svi(vae, config, len(split.train), split.labeled), split)
     figures = alternate_epochs(variants, args.epochs, args.device, reference="supervised")
     for name, figure in figures.items():

@@ -13,7 +13,9 @@ your own images (a folder or an array), in Pyro.
 Modules: ``config`` (the one dataclass of hyper-parameters), ``sources`` (any source of images read
 into uint8 arrays), ``data`` (splits of uint8 images, on the device or read from disk by batch, as float batches),
 ``networks`` (encoder, decoder: MLP or conv), the pieces ``priors`` p(z), ``posteriors`` q(z|x) (and the
-closed-form KL), ``likelihoods`` p(x|z), ``model`` (the VAE: Pyro model and guide from the pieces),
+closed-form KL), ``likelihoods`` p(x|z), ``model`` (the VAE and CVAE: Pyro model and guide from the
+pieces), ``m2`` (the semi-supervised M2), ``completion`` (the image-completion CVAE), ``models`` (the
+class a configuration asks for),
 ``objectives`` (the loss and its per-step schedule), ``inference`` (the SVI step, the test ELBO),
 ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
 ``sampling``, ``evaluation`` (ELBO parts, IWAE), ``plotting`` (figures), ``tracking`` (TensorBoard,
@@ -33,6 +35,9 @@ _LAZY = {
     "Evaluation": "evaluation",
     "evaluate": "evaluation",
     "VAE": "model",
+    "SemiSupervisedVAE": "m2",
+    "CompletionCVAE": "completion",
+    "build_model": "models",
     "gaussian_kl": "posteriors",
     "Run": "runs",
     "latest_run": "runs",

@@ -11,6 +11,12 @@ but the bottom-right. With m the visible mask and 1 - m the hidden one:
     generation network:          x_i ~ Bernoulli(sigmoid(g_i(z, c)))  for hidden i only (a mask)
     recognition network:         q(z | x, c) = N(mu(x, c), diag sigma(x, c)^2)
 
+That is the paper's Bernoulli case; with any other ``--likelihood`` the baseline and the generation
+network give that likelihood's parameters (its ``decoder_outputs``), the baseline's loss is that
+likelihood's masked -log p_b and its guess that likelihood's mean. The recognition network and the
+prior network are the run's posterior and the prior piece above; with ``--stochastic-layers 2`` the
+prior network gives p(z2 | c) and z1 follows from z2 as in the VAE.
+
 The baseline is trained first, alone (``--baseline-epochs``), then frozen: its guess is the prior
 network's starting point, as in the paper and in Pyro's example. Only the hidden pixels are scored:
 the likelihood is masked, so visible pixels add exactly nothing to log p.
@@ -20,14 +26,19 @@ from __future__ import annotations
 
 import math
 
+import pyro
+import pyro.distributions as dist
 import torch
 from torch import nn
 
+from .config import Config
 from .data import Split
 from .distributed import SINGLE, World
 from .errors import PyroVAEError
-from .likelihoods import pixel_mean, softplus
+from .likelihoods import pixel_distribution, pixel_mean
+from .model import VAE
 from .networks import ConditionedMLP
+from .priors import ConditionalPrior
 from .rng import draw
 
 QUADRANTS_SEEN = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left", "top-right", "bottom-left")}
@@ -47,37 +58,91 @@ def visible_mask(visible_quadrants: int, image_shape: tuple[int, int, int]) -> t
 
 
 class Completion(nn.Module):
-    """The visible mask and the deterministic baseline network f, the same MLP shape as the encoder."""
+    """The visible mask and the deterministic baseline network f, the same MLP shape as the encoder,
+    which gives the likelihood's parameters for every pixel."""
 
-    def __init__(self, visible_quadrants: int, image_shape: tuple[int, int, int], hidden_dims: tuple[int, ...],
-                 activation: str):  # fmt: skip
+    def __init__(self, config: Config):
         super().__init__()
-        self.image_shape = tuple(image_shape)
-        self.register_buffer("visible", visible_mask(visible_quadrants, image_shape).float(), persistent=False)
-        pixels = math.prod(image_shape)
-        self.baseline = ConditionedMLP(pixels, hidden_dims, pixels, activation=activation)
+        self.config = config
+        self.image_shape = tuple(config.image_shape)
+        self.register_buffer("visible", visible_mask(config.visible_quadrants, self.image_shape).float(),
+                             persistent=False)  # fmt: skip
+        pixels = math.prod(self.image_shape)
+        self.baseline = ConditionedMLP(pixels, config.hidden_dims, pixels * config.decoder_outputs,
+                                       activation=config.activation)  # fmt: skip
 
     @property
     def hidden(self) -> torch.Tensor:
         return 1 - self.visible
 
-    def baseline_logits(self, x: torch.Tensor) -> torch.Tensor:
+    def baseline_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """f(m * x): the baseline sees the visible pixels only (the hidden ones are zeroed, and the
         mask is the same for every image, so a zero carries no information)."""
         return self.baseline(x * self.visible)
 
     def baseline_nll(self, x: torch.Tensor) -> torch.Tensor:
-        """-log p_b(x_hidden | x_visible) per image, the masked Bernoulli negative log-likelihood:
-        sum over hidden i of log(1 + e^l_i) - x_i l_i."""
-        logits = self.baseline_logits(x)
-        return ((softplus(logits) - x * logits) * self.hidden).sum(-1)
+        """-log p_b(x_hidden | x_visible) per image, the likelihood masked to the hidden pixels; for
+        the Bernoulli, sum over hidden i of log(1 + e^l_i) - x_i l_i."""
+        scored = pixel_distribution(self.baseline_outputs(x), self.config, mask=self.hidden.bool())
+        return -scored.log_prob(x)
+
+    def baseline_guess(self, x: torch.Tensor) -> torch.Tensor:
+        """The baseline's mean of every pixel, sigmoid(f(m * x)) for the Bernoulli."""
+        return pixel_mean(self.baseline_outputs(x), self.config)
 
     def condition(self, x: torch.Tensor) -> torch.Tensor:
-        """c = m * x + (1 - m) * sigmoid(f(m * x)), the baseline held fixed (no gradient reaches it
+        """c = m * x + (1 - m) * E_b[x | m * x], the baseline held fixed (no gradient reaches it
         from the CVAE's loss)."""
         with torch.no_grad():
-            guess = torch.sigmoid(self.baseline_logits(x))
+            guess = self.baseline_guess(x)
         return x * self.visible + guess * self.hidden
+
+
+class CompletionCVAE(VAE):
+    """The completion CVAE: the VAE's networks and pieces, the condition the visible part of x with
+    the baseline's guess for the rest, the prior the network p(z | c), and only hidden pixels scored:
+
+        model:  z ~ p(z | c),  x_hidden ~ p(x_hidden | z, c)        guide:  z ~ q(z | x, c)
+
+    It has no p(z) to draw from without an image: it completes images (``complete``), it does not
+    sample them."""
+
+    draws_from_prior = False
+
+    def __init__(self, config: Config):
+        super().__init__(config, condition_dim=config.pixels, condition_is_image=True)
+        # a one-element list: the checkpoint keys (completion.0.*) of every completion run saved so far
+        self.completion = nn.ModuleList([Completion(config)])
+
+    def _prior_piece(self, config: Config, top_dim: int) -> nn.Module:
+        return ConditionalPrior(config, top_dim)
+
+    @property
+    def task(self) -> Completion:
+        """The visible mask and the baseline."""
+        return self.completion[0]
+
+    @property
+    def reads_labels(self) -> bool:
+        return False
+
+    @property
+    def scored_pixels(self) -> int:
+        return int(self.task.hidden.sum().item())
+
+    def condition(self, y: torch.Tensor | None, x: torch.Tensor | None = None) -> torch.Tensor:
+        """c, from the image ``x`` (the label ``y`` plays no part)."""
+        if x is None:
+            raise PyroVAEError("this model's prior p(z | x_visible) needs the visible pixels; use pyro-vae complete")
+        return self.task.condition(x)
+
+    def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
+        """p(x_hidden | z, c): the visible pixels masked out, so they add exactly nothing to log p."""
+        return pixel_distribution(self.decoder(z, condition), self.config, mask=self.task.hidden.bool())
+
+    # A completion run's baseline is not registered by the model: it is frozen once the CVAE trains,
+    # and pyro.infer.SVI would step every parameter the model registers, moving a frozen one on its
+    # Adam momentum (SVI zeroes gradients rather than dropping them); its own steps register it.
 
 
 @torch.no_grad()
@@ -98,8 +163,8 @@ def grey_target_losses(vae, grey: Split, particles: int = 10, batch_size: int = 
 
         -ELBO(x) = -E_q(z|x,c)[sum_{i hidden} x_i log s_i + (1 - x_i) log(1 - s_i) + log p(z|c) - log q(z|x,c)]
 
-    Bernoulli's support is {0, 1}, so validation is off for these grey targets (as in the tutorial)."""
-    import pyro
+    Bernoulli's support is {0, 1}, so validation is off for these grey targets (as in the tutorial).
+    The figures are the Bernoulli model's: ``evaluate`` asks for them of a Bernoulli run only."""
     from pyro.infer import Trace_ELBO
 
     completion = completion_of(vae)
@@ -113,11 +178,11 @@ def grey_target_losses(vae, grey: Split, particles: int = 10, batch_size: int = 
 
 
 def completion_of(vae) -> Completion:
-    if not vae.completion:
+    if not isinstance(vae, CompletionCVAE):
         raise PyroVAEError(
             "this run is not an image-completion model; train one with pyro-vae train --visible-quadrants N"
         )
-    return vae.completion[0]
+    return vae.task
 
 
 @torch.no_grad()
@@ -132,7 +197,7 @@ def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> di
     z = draw(prior, generator)
     means = pixel_mean(vae.decoder(z, condition), vae.config)  # (draws, n, C*H*W)
     pasted = x * visible + means * hidden
-    baseline = x * visible + torch.sigmoid(completion.baseline_logits(x)) * hidden
+    baseline = x * visible + completion.baseline_guess(x) * hidden
 
     def images(values):
         return values.reshape(*values.shape[:-1], *completion.image_shape).float().cpu()

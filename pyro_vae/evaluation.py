@@ -22,13 +22,14 @@ import torch
 from .bounds import bits_per_dim, dequantize, images_per_batch, split_bounds
 from .checkpoint import weights_fingerprint
 from .classifier import classifier_available
-from .completion import grey_target_losses, mean_baseline_nll
+from .completion import CompletionCVAE, grey_target_losses, mean_baseline_nll
 from .data import Split, load_data
 from .distributed import SINGLE, World
 from .errors import PyroVAEError
 from .fid import frechet_distance
 from .inference import classification_accuracy
 from .likelihoods import is_discrete
+from .m2 import SemiSupervisedVAE
 from .model import VAE
 from .noise import estimator_noise, estimators
 from .runs import Run
@@ -83,24 +84,22 @@ def active_units(vae: VAE, images: Split, threshold: float = 0.01) -> list[int]:
     through q(z2 | z1 = E[z1|x])."""
     means = [[] for _ in range(1 + len(vae.upward))]
     for x, labels in images.chunks(1000):
-        if vae.classifier:
-            z_mean = semi_supervised_posterior_mean(vae, x)
-        else:
-            z_mean = vae.posterior_mean(x, vae.one_hot(labels.to(x.device)) if vae.config.conditional else None)
+        z_mean = vae.posterior_mean(x, vae.one_hot(labels.to(x.device)) if vae.reads_labels else None)
         means[0].append(z_mean)
         for index, layer in enumerate(vae.upward, start=1):
             means[index].append(layer(z_mean).mean)
     return [int((torch.cat(layer_means).var(dim=0) > threshold).sum()) for layer_means in means]
 
 
-@torch.no_grad()
-def semi_supervised_posterior_mean(vae: VAE, x: torch.Tensor) -> torch.Tensor:
-    """E_q[z | x] = sum_y q(y|x) E_q[z | x, y]: the mean of the model's own q(z|x) with the label
-    summed out, one encoder pass over the (classes * n) pairs."""
-    classes, n = vae.config.num_classes, x.shape[0]
-    labels = torch.arange(classes, device=x.device).repeat_interleave(n)
-    z_means = vae.posterior_mean(x.repeat(classes, *[1] * (x.dim() - 1)), vae.one_hot(labels)).reshape(classes, n, -1)
-    return torch.einsum("nc,cnd->nd", vae.classify(x).probs, z_means)
+def completion_figures(run: Run, bounds: torch.Tensor, test: Split, data_dir: str | None = None) -> dict:
+    """The CVAE's -log p(x_hidden | x_visible) bound beside its baseline's exact one, and for a
+    Bernoulli run Pyro's tutorial's figures on the grey images (``completion.grey_target_losses``)."""
+    figures = {"visible_quadrants": run.config.visible_quadrants, "cvae_nll": -bounds.mean().item(),
+               "baseline_nll": mean_baseline_nll(run.vae, test)}  # fmt: skip
+    if run.config.likelihood == "bernoulli":
+        grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
+        figures["cvae_neg_elbo_grey"], figures["baseline_nll_grey"] = grey_target_losses(run.vae, grey)
+    return figures
 
 
 def judged_figures(run: Run, classifier, seed: int = 0, data_dir: str | None = None, fid: bool = True) -> dict:
@@ -147,11 +146,11 @@ def evaluate(
     batch_size = batch_size or images_per_batch(k, run.device, run.config.network)
     # A semi-supervised model scores log p(x) with the labels hidden: y is drawn from q(y|x) with z;
     # a plain VAE ignores them.
-    scored_labels = True if run.config.conditional and not vae.classifier else None
+    scored_labels = True if vae.reads_labels else None
     bounds, reconstruction, kl, kl_pyro = split_bounds(vae, test, scored_labels, k, batch_size, seed, world)
     figures = {}
     # Bits per dimension divide by the subpixels scored: for image completion, the hidden ones.
-    pixels = int(vae.completion[0].hidden.sum().item()) if vae.completion else run.config.pixels
+    pixels = vae.scored_pixels
     if discrete:
         figures["bits_per_dim"] = bits_per_dim(bounds.mean().item(), dequantized=False, pixels=pixels)
     else:
@@ -165,26 +164,23 @@ def evaluate(
     first = torch.arange(min(128, n), device=test.labels.device)
     x = test.batch(first)
     # The test labels condition a conditional VAE; a semi-supervised one sums them out (``estimators``).
-    y = vae.one_hot(test.labels[first].to(x.device)) if run.config.conditional and not vae.classifier else None
+    y = vae.one_hot(test.labels[first].to(x.device)) if vae.reads_labels else None
     for name, estimator in estimators(vae).items():
         spread, variance, stderr = estimator_noise(vae.model, vae.guide, vae.parameters(), x, y, estimator)
         figures[f"elbo_spread_{name}"], figures[f"gradient_variance_{name}"] = spread, variance
         figures[f"gradient_variance_{name}_stderr"] = stderr
     figures["active_units"], *top = active_units(vae, test)
     figures["active_units_top"] = top[0] if top else None
-    if vae.completion:  # no prior p(z) to sample from: no FID, no digit accuracy
+    if isinstance(vae, CompletionCVAE):
+        figures.update(completion_figures(run, bounds, test, data_dir))
+    if not vae.draws_from_prior:  # no prior p(z) to sample from: no FID, no digit accuracy
         classifier = None
-        figures["visible_quadrants"] = run.config.visible_quadrants
-        figures["cvae_nll"] = -bounds.mean().item()
-        figures["baseline_nll"] = mean_baseline_nll(vae, test)
-        grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
-        figures["cvae_neg_elbo_grey"], figures["baseline_nll_grey"] = grey_target_losses(vae, grey)
     if classifier is not None:
         figures.update(judged_figures(run, classifier, seed, data_dir, fid))
     reason = classifier_available(run.config)
-    if classifier is None and reason and not vae.completion:
+    if classifier is None and reason and vae.draws_from_prior:
         figures["not_measured"] = {"fid": reason, "digit_accuracy": reason}
-    if vae.classifier:
+    if isinstance(vae, SemiSupervisedVAE):
         figures["classification_accuracy"] = classification_accuracy(vae, test)
     return Evaluation(
         elbo=(reconstruction - kl) / n,

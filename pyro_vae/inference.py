@@ -110,8 +110,9 @@ def make_svi(vae: VAE, config: Config, train_images: int, labeled: Split | None 
     """The step ``config`` asks for; ``train_images`` sets the steps per epoch of a KL warm-up, and
     a semi-supervised run takes its labeled batches from ``labeled``."""
     steps_per_epoch = math.ceil(train_images / config.batch_size)
-    baseline = vae.completion[0] if vae.completion else None
-    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=vae.classify, baseline=baseline,
+    # the semi-supervised model's classifier, the completion model's baseline
+    classify, task = getattr(vae, "classify", None), getattr(vae, "task", None)
+    objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=classify, baseline=task,
                                shards=world.size)  # fmt: skip
     return (FastSVI if config.fast else ClassicSVI)(vae, config, objective, world)
 
@@ -119,7 +120,7 @@ def make_svi(vae: VAE, config: Config, train_images: int, labeled: Split | None 
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
     """The one-hot labels the model is given: all for the conditional VAE, none for the plain VAE
     and for the semi-supervised one, whose training split is its unlabeled images."""
-    return vae.one_hot(labels) if vae.config.conditional and not vae.classifier else None
+    return vae.one_hot(labels) if vae.reads_labels else None
 
 
 class NonFiniteLoss(ArithmeticError):

@@ -27,7 +27,7 @@ def estimators(vae: VAE) -> dict:
     closed form). A semi-supervised model is scored as it is trained on unlabeled images, y summed
     out under its own q(y|x) (``LabelsWeighted``): the test labels stay unread."""
     pair = {"trace": Trace_ELBO(), "analytic": TraceMeanField_ELBO()}
-    if vae.classifier:
+    if hasattr(vae, "classify"):  # the semi-supervised model
         return {name: LabelsWeighted(estimator, vae.classify, vae.config.num_classes) for name, estimator in pair.items()}
     return pair
 

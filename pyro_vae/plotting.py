@@ -251,7 +251,7 @@ def latent_figure(run, test, path: Path) -> Path:
         axis.scatter(points[:, 0], points[:, 1], s=2, alpha=0.6)
     else:
         classes, named = test.labels, "class"
-        if run.vae.classifier:
+        if hasattr(run.vae, "classify"):  # the semi-supervised model: its own guess
             classes = torch.cat([run.vae.classify(x).logits.argmax(-1) for x, _ in test.chunks(1000)])
             named = "class by argmax q(y|x)"
         colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20" if len(names) <= 20 else "viridis")

@@ -181,10 +181,8 @@ class ConditionalPrior(nn.Module):
 
 
 def prior_for(config, z_dim: int) -> nn.Module:
-    """The prior piece ``config.prior`` names (for image completion, the prior network), over the
-    top latent of ``z_dim`` dimensions."""
-    if config.visible_quadrants is not None:
-        return ConditionalPrior(config, z_dim)
+    """The prior piece ``config.prior`` names, over the top latent of ``z_dim`` dimensions (the
+    completion CVAE has its own, ``ConditionalPrior``)."""
     if config.prior == "vamp":
         return VampPrior(config.pseudo_inputs, config.pixels, config.num_classes if config.conditional else 0)
     return StandardNormal(z_dim)

@@ -18,6 +18,7 @@ from .config import Config
 from .device import resolve_device
 from .errors import PyroVAEError
 from .model import VAE
+from .models import build_model
 
 METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.json"
@@ -101,7 +102,7 @@ def load_run(path: str | Path, device: str = "auto") -> Run:
     state = load_checkpoint(checkpoint_path, map_location="cpu")
     config = config_from_checkpoint(state, checkpoint_path)
     target = resolve_device(device)
-    vae = VAE(config)
+    vae = build_model(config)
     load_weights(vae, state.get("model", {}), checkpoint_path)
     vae.to(target).eval()
     return Run(run_dir, config, vae, read_metrics(run_dir))

@@ -71,7 +71,7 @@ def sample_images(vae: VAE, n: int = 64, digit: int | None = None, seed: int = 0
         raise PyroVAEError(f"--n must be an integer from 1 to {MAX_SAMPLES}, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise PyroVAEError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
-    if vae.completion:
+    if not vae.draws_from_prior:
         raise PyroVAEError("this run completes images (--visible-quadrants): its prior p(z | x_visible) needs "
                            "the visible pixels, so draw completions with pyro-vae complete")  # fmt: skip
     labels = sample_labels(vae, n, digit)

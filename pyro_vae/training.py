@@ -26,8 +26,9 @@ from .device import device_name
 from .distributed import SINGLE, World, broadcast_parameters, join, stream_seed
 from .errors import PyroVAEError, TrainingInterrupted
 from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, make_svi, seed_everything, train_epoch
-from .completion import mean_baseline_nll
-from .model import VAE, check_size
+from .completion import CompletionCVAE, mean_baseline_nll
+from .m2 import SemiSupervisedVAE
+from .models import build_model, check_size
 from .progress import ProgressBar
 from .rng import capture_rng_state, restore_rng_state
 from .runs import CONFIG_NAME, Run, new_run_dir, write_metrics
@@ -65,7 +66,7 @@ def train(
     check_size(config)
     seed_everything(config.seed)
     pyro.clear_param_store()
-    vae = VAE(config)
+    vae = build_model(config)
     if initial is not None:  # before any run directory exists, so a mismatch leaves nothing behind
         # A new piece starts fresh; so do the encoder outputs a new posterior adds (an IAF's context).
         load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for",
@@ -151,7 +152,7 @@ def resume(
     config.validate()
     data, _ = _training_data(config, target)
     pyro.clear_param_store()
-    vae = VAE(config)
+    vae = build_model(config)
     load_weights(vae, state["model"], checkpoint_path)
     vae.to(target)
     svi = make_svi(vae, config, len(data.train), data.labeled, world)
@@ -220,9 +221,9 @@ def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done, world=SINGLE):
               "device": device_name(held_out.target)}  # fmt: skip
     if world.distributed:
         record["processes"] = world.size
-    if vae.classifier:
+    if isinstance(vae, SemiSupervisedVAE):
         record[f"{name}_accuracy"] = classification_accuracy(vae, held_out, world)
-    if vae.completion:
+    if isinstance(vae, CompletionCVAE):
         record[f"{name}_baseline_nll"] = mean_baseline_nll(vae, held_out, world=world)
     return record, steps
 

@@ -25,7 +25,7 @@ from pyro_vae.checkpoint import weights_fingerprint
 from pyro_vae.data import load_data
 from pyro_vae.distributed import join, leave
 from pyro_vae.inference import make_svi
-from pyro_vae.model import VAE
+from pyro_vae.models import build_model
 
 STEP_BATCH = 128
 STEP_SEED = 123
@@ -64,7 +64,7 @@ def one_step(out: Path) -> None:
     config = Config(likelihood="bernoulli", device="cpu")
     images = load_data(config, device).test.floats()[:STEP_BATCH]
     torch.manual_seed(0)
-    vae = VAE(config)
+    vae = build_model(config)
     svi = make_svi(vae, config, len(images), world=world)
     half = STEP_BATCH // world.size
     torch.manual_seed(STEP_SEED)

@@ -12,7 +12,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
-from pyro_vae import Config, VAE
+from pyro_vae import CompletionCVAE, Config
 from pyro_vae.completion import visible_mask
 from pyro_vae.sources.named import MNIST_SHAPE
 from pyro_vae.bounds import importance_weights
@@ -20,10 +20,10 @@ from pyro_vae.inference import make_svi
 from pyro_vae.priors import ConditionalPrior
 
 
-def small_completion(visible_quadrants: int = 2, **overrides) -> VAE:
+def small_completion(visible_quadrants: int = 2, **overrides) -> CompletionCVAE:
     torch.manual_seed(0)
     pyro.clear_param_store()
-    return VAE(Config(z_dim=4, hidden_dims=(32,), visible_quadrants=visible_quadrants, **overrides))
+    return CompletionCVAE(Config(z_dim=4, hidden_dims=(32,), visible_quadrants=visible_quadrants, **overrides))
 
 
 def binary_batch(size: int = 6) -> torch.Tensor:
@@ -65,7 +65,7 @@ def test_condition_is_the_visible_pixels_and_the_baselines_guess():
     visible = visible_mask(1, MNIST_SHAPE)
     condition = vae.condition(None, x)
     assert torch.equal(condition[:, visible], x[:, visible])
-    guess = torch.sigmoid(vae.completion[0].baseline(x * visible))
+    guess = torch.sigmoid(vae.task.baseline(x * visible))
     assert torch.allclose(condition[:, ~visible], guess[:, ~visible])
     # the baseline reads only the visible pixels
     assert torch.equal(vae.condition(None, torch.where(visible, x, 1 - x)), condition)
@@ -102,9 +102,9 @@ def test_prior_network_is_never_surer_than_its_floor():
 def test_baseline_nll_is_the_masked_bernoulli_negative_log_likelihood():
     vae, x = small_completion(3), binary_batch()
     hidden = ~visible_mask(3, MNIST_SHAPE)
-    probabilities = torch.sigmoid(vae.completion[0].baseline_logits(x)).double()
+    probabilities = torch.sigmoid(vae.task.baseline_outputs(x)).double()
     by_hand = -(x * probabilities.log() + (1 - x) * (1 - probabilities).log())[:, hidden].sum(-1)
-    assert torch.allclose(vae.completion[0].baseline_nll(x).double(), by_hand, atol=1e-3)
+    assert torch.allclose(vae.task.baseline_nll(x).double(), by_hand, atol=1e-3)
 
 
 def test_importance_weights_are_the_conditional_joint_over_the_recognition_density():
@@ -145,7 +145,7 @@ def test_pyros_tutorial_figures_score_grey_targets_by_hand():
             probabilities = torch.sigmoid(vae.decoder(z, condition))
             cross_entropy = (grey * probabilities.log() + (1 - grey) * (1 - probabilities).log())[:, hidden].sum(-1)
             bounds.append(vae.prior((6,), condition).log_prob(z) + cross_entropy - q_z.log_prob(z))
-        guess = torch.sigmoid(vae.completion[0].baseline_logits(grey))
+        guess = torch.sigmoid(vae.task.baseline_outputs(grey))
         baseline_by_hand = -(grey * guess.log() + (1 - grey) * (1 - guess).log())[:, hidden].sum(-1).mean()
     assert cvae == pytest.approx(-torch.stack(bounds).mean().item(), rel=1e-4)
     assert baseline == pytest.approx(baseline_by_hand.item(), rel=1e-4)

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from conftest import run_main
-from pyro_vae import Config, PyroVAEError, VAE
+from pyro_vae import Config, PyroVAEError, build_model
 from pyro_vae.checkpoint import load_checkpoint
 from pyro_vae.likelihoods import BIN_HALF_WIDTH, DiscretizedLogistic, pixel_distribution
-from pyro_vae.model import check_size, parameter_count
+from pyro_vae.models import check_size, parameter_count
 from pyro_vae.networks import ConvDecoder, ConvEncoder
 
 LEVELS = torch.arange(256, dtype=torch.float64) / 255
@@ -55,7 +55,7 @@ def test_the_size_refusal_counts_exactly_the_parameters_a_run_holds(network, cha
     """``parameter_count`` (what the refusal of oversized models reads) builds the model on the meta
     device: its count is the real model's, every piece included, with nothing allocated."""
     config = Config(network=network, conv_channels=(8, 16, 16), hidden_dims=(24, 12), z_dim=6, **changes)
-    assert parameter_count(config) == sum(parameter.numel() for parameter in VAE(config).parameters())
+    assert parameter_count(config) == sum(parameter.numel() for parameter in build_model(config).parameters())
 
 
 def test_networks_too_large_are_refused_with_the_count_before_anything_is_allocated():

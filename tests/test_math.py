@@ -12,7 +12,7 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import Independent, Normal, kl_divergence
 
-from pyro_vae import Config, VAE, gaussian_kl
+from pyro_vae import VAE, Config, build_model, gaussian_kl
 from pyro_vae.data import one_hot
 from pyro_vae.likelihoods import reconstruction_log_likelihood, softplus
 from pyro_vae.networks import elu
@@ -21,7 +21,7 @@ from pyro_vae.networks import elu
 def small_vae(**overrides) -> VAE:
     config = Config(z_dim=5, hidden_dims=(32,), **overrides)
     torch.manual_seed(0)
-    return VAE(config)
+    return build_model(config)
 
 
 def fixed_batch(likelihood: str, size: int = 8):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import pyro_vae_executable, run_cli
-from pyro_vae import VAE, Config, PyroVAEError, train
+from pyro_vae import Config, PyroVAEError, build_model, train
 from pyro_vae import checkpoint as checkpoint_module
 from pyro_vae.checkpoint import load_checkpoint
 from pyro_vae.config import replace
@@ -204,8 +204,8 @@ def test_classic_svi_serves_the_semi_supervised_and_completion_models(task, tmp_
         if key in fast.metrics[-1]:
             assert classic.metrics[-1][key] == pytest.approx(fast.metrics[-1][key], abs=0.05), key
     if task == "completion":  # the baseline trained in the first epoch, under SVI as in the fast step
-        untrained = VAE(classic.config).completion[0].baseline.layers[0].weight
-        assert not torch.allclose(classic.vae.completion[0].baseline.layers[0].weight, untrained)
+        untrained = build_model(classic.config).task.baseline.layers[0].weight
+        assert not torch.allclose(classic.vae.task.baseline.layers[0].weight, untrained)
 
 
 def test_init_from_adds_a_new_piece_to_a_trained_vae(tmp_path, data_root):

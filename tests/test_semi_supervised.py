@@ -10,7 +10,7 @@ import pyro
 import pytest
 import torch
 
-from pyro_vae import Config, VAE
+from pyro_vae import Config, SemiSupervisedVAE
 from pyro_vae.data import balanced_labels, one_hot
 from pyro_vae.errors import PyroVAEError
 from pyro_vae.objectives import LabelsSummed, SemiSupervised
@@ -19,10 +19,10 @@ from pyro_vae.data import Split
 NUM_CLASSES = 10  # MNIST's
 
 
-def small_m2(**overrides) -> VAE:
+def small_m2(**overrides) -> SemiSupervisedVAE:
     torch.manual_seed(0)
     pyro.clear_param_store()
-    return VAE(Config(z_dim=4, hidden_dims=(32,), conditional=True, labels=20, **overrides))
+    return SemiSupervisedVAE(Config(z_dim=4, hidden_dims=(32,), conditional=True, labels=20, **overrides))
 
 
 def binary_batch(size: int = 6) -> torch.Tensor:
@@ -135,10 +135,10 @@ def test_the_evaluator_bound_with_the_kl_in_closed_form_is_the_sum_over_classes_
 def test_semi_supervised_active_units_read_q_of_y_not_the_labels():
     """E_q[z|x] = sum_y q(y|x) E_q[z|x,y] for the active-unit count: shuffling the labels the split
     carries changes nothing."""
-    from pyro_vae.evaluation import active_units, semi_supervised_posterior_mean
+    from pyro_vae.evaluation import active_units
 
     vae, x = small_m2(), binary_batch(12)
-    mean = semi_supervised_posterior_mean(vae, x)
+    mean = vae.posterior_mean(x)
     probabilities = vae.classify(x).probs
     by_hand = sum(probabilities[:, [label]] * vae.posterior_mean(x, one_hot(torch.full((12,), label), 10))
                   for label in range(NUM_CLASSES))  # fmt: skip
