@@ -35,11 +35,11 @@ from .config import Config
 from .data import Split
 from .distributed import SINGLE, World
 from .errors import PyroVAEError
-from .likelihoods import pixel_distribution, pixel_mean
+from .likelihoods import likelihood_for
 from .model import VAE
 from .networks import ConditionedMLP
 from .priors import ConditionalPrior
-from .rng import draw
+from .sampling import draw_prior
 
 QUADRANTS_SEEN = {1: ("bottom-left",), 2: ("top-left", "bottom-left"), 3: ("top-left", "top-right", "bottom-left")}
 
@@ -63,7 +63,7 @@ class Completion(nn.Module):
 
     def __init__(self, config: Config):
         super().__init__()
-        self.config = config
+        self.observation = likelihood_for(config)
         self.image_shape = tuple(config.image_shape)
         self.register_buffer("visible", visible_mask(config.visible_quadrants, self.image_shape).float(),
                              persistent=False)  # fmt: skip
@@ -83,12 +83,12 @@ class Completion(nn.Module):
     def baseline_nll(self, x: torch.Tensor) -> torch.Tensor:
         """-log p_b(x_hidden | x_visible) per image, the likelihood masked to the hidden pixels; for
         the Bernoulli, sum over hidden i of log(1 + e^l_i) - x_i l_i."""
-        scored = pixel_distribution(self.baseline_outputs(x), self.config, mask=self.hidden.bool())
+        scored = self.observation.distribution(self.baseline_outputs(x), mask=self.hidden.bool())
         return -scored.log_prob(x)
 
     def baseline_guess(self, x: torch.Tensor) -> torch.Tensor:
         """The baseline's mean of every pixel, sigmoid(f(m * x)) for the Bernoulli."""
-        return pixel_mean(self.baseline_outputs(x), self.config)
+        return self.observation.mean(self.baseline_outputs(x))
 
     def condition(self, x: torch.Tensor) -> torch.Tensor:
         """c = m * x + (1 - m) * E_b[x | m * x], the baseline held fixed (no gradient reaches it
@@ -138,7 +138,7 @@ class CompletionCVAE(VAE):
 
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """p(x_hidden | z, c): the visible pixels masked out, so they add exactly nothing to log p."""
-        return pixel_distribution(self.decoder(z, condition), self.config, mask=self.task.hidden.bool())
+        return self.observation.distribution(self.decoder(z, condition), mask=self.task.hidden.bool())
 
     # A completion run's baseline is not registered by the model: it is frozen once the CVAE trains,
     # and pyro.infer.SVI would step every parameter the model registers, moving a frozen one on its
@@ -189,13 +189,13 @@ def completion_of(vae) -> Completion:
 def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """For images x (n, C*H*W): the visible input (hidden pixels grey), the baseline's prediction and
     ``draws`` CVAE completions per image, z ~ p(z | c) decoded to its mean, each (n, ..., C, H, W) in
-    [0, 1] with the visible pixels as given. The z are drawn from the CPU ``generator``."""
+    [0, 1] with the visible pixels as given. The z are drawn from the CPU ``generator`` (z ~ p(z | c),
+    or with two layers z2 ~ p(z2 | c), z1 ~ p(z1 | z2))."""
     completion = completion_of(vae)
     visible, hidden = completion.visible, completion.hidden
     condition = completion.condition(x)
-    prior = vae.prior((draws, x.shape[0]), condition)
-    z = draw(prior, generator)
-    means = pixel_mean(vae.decoder(z, condition), vae.config)  # (draws, n, C*H*W)
+    z = draw_prior(vae, (draws, x.shape[0]), generator, condition)
+    means = vae.observation.mean(vae.decoder(z, condition))  # (draws, n, C*H*W)
     pasted = x * visible + means * hidden
     baseline = x * visible + completion.baseline_guess(x) * hidden
 

@@ -38,7 +38,7 @@ POSTERIORS = ("gaussian", "iaf")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
 MAX_SAMPLES = 100_000  # images one `sample` draws: 314 MB of float32; more is almost surely a typo
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
-# (model.check_size counts them on torch's meta device, before anything is allocated)
+# (models.check_size counts them on torch's meta device, before anything is allocated)
 
 
 def hyper(default, help: str, *, flag: str | None = None, choices: tuple | None = None, minimum=None,
@@ -104,7 +104,8 @@ class Config:
     objective: str = hyper("elbo", "elbo: the ELBO (estimated as --elbo says); iwae: the importance-weighted "
                                    "bound with --particles draws per image (Burda et al. 2015).",
                            choices=OBJECTIVES)  # fmt: skip
-    particles: int = hyper(1, "IWAE: draws per image in the bound (--objective iwae).", minimum=1, maximum=10_000)
+    particles: int = hyper(1, "Draws of z per image: the IWAE bound's K (--objective iwae), or with the ELBO "
+                              "the number of draws its estimate averages.", minimum=1, maximum=10_000)  # fmt: skip
     beta: float = hyper(1.0, "The KL's weight (beta-VAE, Higgins et al. 2017); evaluation always uses 1.",
                         positive=True)  # fmt: skip
     kl_warmup: int = hyper(0, "Epochs over which the KL's weight rises linearly from 0 to --beta "
@@ -127,7 +128,7 @@ class Config:
     label_scale: float = hyper(30.0, "Conditional: the networks see this times the one-hot label.", positive=True)
     # semi-supervised (Kingma et al. 2014, M2): y is a latent variable where its label is hidden
     labels: int | None = hyper(None, "Conditional: keep the labels of only this many training images, "
-                                     "balanced over the classes and chosen by --seed; the rest are unlabeled "
+                                     "balanced over the classes (the first N mod classes take one more) and chosen by --seed; the rest are unlabeled "
                                      "and y is summed out (Kingma et al. 2014, M2) [default: all labels].",
                                kind=int, minimum=2)  # fmt: skip
     classifier_weight: float = hyper(50.0, "Semi-supervised: weight alpha of the labeled images' mean "
@@ -216,54 +217,32 @@ class Config:
                 raise PyroVAEError(reason)
 
     def impossible_combinations(self):
-        """(holds, one-line reason) for each combination of variants that cannot work."""
-        yield (self.objective == "iwae" and (self.beta != 1 or self.kl_warmup > 0),
-               "--beta and --kl-warmup weigh the ELBO's KL term, which the IWAE bound does not have; "
-               "use them with --objective elbo")  # fmt: skip
+        """(holds, one-line reason) for each combination of variants that cannot work: the real
+        constraints, each listed in docs/guide/models.md. Every other combination composes."""
         yield (self.batch_size < self.world_size,
                f"--batch-size {self.batch_size} is the global batch, which the {self.world_size} processes share: "
                f"make it at least {self.world_size}")  # fmt: skip
-        yield (self.objective == "elbo" and self.particles > 1,
-               "--particles is the IWAE bound's number of draws; use it with --objective iwae")  # fmt: skip
+        yield (self.mixture > 1 and self.likelihood != "discretized-logistic",
+               f"--mixture {self.mixture} is the discretized logistic's number of components; use it with "
+               f"--likelihood discretized-logistic")  # fmt: skip
         yield (self.prior == "vamp" and self.conditional and self.num_classes is not None
                and self.pseudo_inputs < self.num_classes,
                f"--pseudo-inputs {self.pseudo_inputs} with --conditional: each of the {self.num_classes} classes needs "
                f"at least one pseudo-input of its own")  # fmt: skip
-        yield (self.stochastic_layers == 2 and self.conditional,
-               "--stochastic-layers 2 with --conditional is not supported yet: the label does not enter the "
-               "layers' own networks, which diverge at the label's scale")  # fmt: skip
         yield (self.stochastic_layers == 2 and self.elbo == "analytic",
                "--stochastic-layers 2 needs --elbo trace: its guide draws z1 before z2, so "
                "TraceMeanField_ELBO's per-site closed-form KL does not apply")  # fmt: skip
-        yield (self.mixture > 1 and self.likelihood != "discretized-logistic",
-               f"--mixture {self.mixture} is the discretized logistic's number of components; use it with "
-               f"--likelihood discretized-logistic")  # fmt: skip
-        yield from self._semi_supervised_combinations()
-        yield from self._completion_combinations()
-
-    def _semi_supervised_combinations(self):
-        if self.labels is None:
-            return
-        yield (not self.conditional, f"--labels {self.labels} keeps labels for the conditional VAE; add --conditional")
-        classes = self.num_classes
-        yield (classes is not None and self.labels % classes != 0,
-               f"--labels {self.labels} cannot be balanced over the {classes} classes; use a multiple of {classes}")
-        yield (self.objective == "iwae",
-               "--labels with --objective iwae is not supported: the semi-supervised ELBO sums y out exactly")
-
-    def _completion_combinations(self):
-        if self.visible_quadrants is None:
-            return
-        flag = f"--visible-quadrants {self.visible_quadrants}"
-        yield (self.conditional, f"{flag} with --conditional: the completion model conditions on the visible "
-                                 f"pixels, not on labels; drop --conditional")  # fmt: skip
-        yield (self.likelihood != "bernoulli", f"{flag} needs --likelihood bernoulli (binarized hidden pixels)")
-        yield (self.prior == "vamp", f"{flag} with --prior vamp: its prior is the network p(z | x_visible)")
-        yield (self.stochastic_layers == 2, f"{flag} with --stochastic-layers 2 is not supported")
-        yield (self.posterior == "iaf", f"{flag} with --posterior iaf is not supported")
-        yield (self.epochs <= self.baseline_epochs,
-               f"{flag}: --epochs {self.epochs} leaves no epoch for the CVAE after the {self.baseline_epochs} "
-               f"baseline epochs (--baseline-epochs); give more --epochs")  # fmt: skip
+        yield (self.labels is not None and not self.conditional,
+               f"--labels {self.labels} trains M2, a conditional model (y enters its networks): "
+               f"conditional=False contradicts it")  # fmt: skip
+        if self.visible_quadrants is not None:
+            flag = f"--visible-quadrants {self.visible_quadrants}"
+            yield (self.conditional or self.prior == "vamp",
+                   f"{flag}: the completion model's condition is the visible pixels and its prior the network "
+                   f"p(z | x_visible); drop --conditional and --prior vamp")  # fmt: skip
+            yield (self.epochs <= self.baseline_epochs,
+                   f"{flag}: --epochs {self.epochs} leaves no epoch for the CVAE after the {self.baseline_epochs} "
+                   f"baseline epochs (--baseline-epochs); give more --epochs")  # fmt: skip
 
     def _check_data_fields(self) -> None:
         """The recorded shape and classes, where given, must be usable."""
@@ -277,11 +256,10 @@ class Config:
 
     @property
     def decoder_outputs(self) -> int:
-        """Numbers the decoder gives per subpixel: one logit, or for the discretized logistic a location
-        and a log scale per component, plus the mixture's logits when it has several components."""
-        if self.likelihood != "discretized-logistic":
-            return 1
-        return 2 if self.mixture == 1 else 3 * self.mixture
+        """Numbers the decoder gives per subpixel: the likelihood piece's (likelihoods.py) own count."""
+        from .likelihoods import likelihood_for  # torch's module, read only once a network is built
+
+        return likelihood_for(self).decoder_outputs
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -30,6 +30,7 @@ import torch
 
 from .config import NAMED_SOURCES, Config
 from .errors import PyroVAEError
+from .likelihoods import likelihood_for
 from .sources import read_source
 from .storage import DiskImages, memory_limit, resolve_data_root
 
@@ -147,7 +148,7 @@ class _BinarizedImages(DiskImages):
 def load_data(config: Config, device: torch.device, binarize: bool | None = None, data_dir: str | None = None) -> ImageData:
     """The splits ``config`` describes, on ``device``. ``binarize`` defaults to the config's
     likelihood being Bernoulli."""
-    binary = config.likelihood == "bernoulli" if binarize is None else binarize
+    binary = likelihood_for(config).data == "binarized" if binarize is None else binarize
     source = read_source(config, resolve_data_root(data_dir or config.data_dir))
     if config.image_shape is not None and tuple(config.image_shape) != source.image_shape:
         raise PyroVAEError(
@@ -234,20 +235,25 @@ def scored_images(config: Config) -> tuple:
 
 
 def balanced_labels(labels: torch.Tensor, count: int, seed: int, num_classes: int) -> torch.Tensor:
-    """Indices of ``count`` training images, ``count / num_classes`` of each class, drawn by ``seed``
-    (its own generator, so the choice depends on nothing else), sorted."""
+    """Indices of ``count`` training images, ``count // num_classes`` of each class and one more of
+    each of the first ``count % num_classes`` classes, drawn by ``seed`` (its own generator, so the
+    choice depends on nothing else), sorted."""
+    if count < num_classes:
+        raise PyroVAEError(f"--labels {count} leaves classes {count} to {num_classes - 1} without a labeled image; "
+                           f"use at least {num_classes}")  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     labels = labels.cpu()
     chosen = []
     for digit in range(num_classes):
+        wanted = count // num_classes + (1 if digit < count % num_classes else 0)
         members = (labels == digit).nonzero().squeeze(1)
-        if len(members) < count // num_classes:
+        if len(members) < wanted:
             smallest = int(torch.bincount(labels[labels >= 0], minlength=num_classes).min())
             raise PyroVAEError(
-                f"--labels {count} asks for {count // num_classes} images of each class, but class {digit} has "
-                f"only {len(members)} training images; use at most {num_classes * smallest}"
+                f"--labels {count} asks for {wanted} images of class {digit}, which has only {len(members)} "
+                f"training images; use at most {num_classes * smallest}"
             )
-        chosen.append(members[torch.randperm(len(members), generator=generator)[: count // num_classes]])
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:wanted]])
     return torch.cat(chosen).sort().values
 
 

@@ -84,10 +84,11 @@ def active_units(vae: VAE, images: Split, threshold: float = 0.01) -> list[int]:
     through q(z2 | z1 = E[z1|x])."""
     means = [[] for _ in range(1 + len(vae.upward))]
     for x, labels in images.chunks(1000):
-        z_mean = vae.posterior_mean(x, vae.one_hot(labels.to(x.device)) if vae.reads_labels else None)
+        y = vae.one_hot(labels.to(x.device)) if vae.reads_labels else None
+        z_mean = vae.posterior_mean(x, y)
         means[0].append(z_mean)
         for index, layer in enumerate(vae.upward, start=1):
-            means[index].append(layer(z_mean).mean)
+            means[index].append(layer(z_mean, vae.layer_condition(x, y)).mean)
     return [int((torch.cat(layer_means).var(dim=0) > threshold).sum()) for layer_means in means]
 
 
@@ -96,7 +97,7 @@ def completion_figures(run: Run, bounds: torch.Tensor, test: Split, data_dir: st
     Bernoulli run Pyro's tutorial's figures on the grey images (``completion.grey_target_losses``)."""
     figures = {"visible_quadrants": run.config.visible_quadrants, "cvae_nll": -bounds.mean().item(),
                "baseline_nll": mean_baseline_nll(run.vae, test)}  # fmt: skip
-    if run.config.likelihood == "bernoulli":
+    if run.vae.observation.data == "binarized":
         grey = load_data(run.config, run.device, binarize=False, data_dir=data_dir).test
         figures["cvae_neg_elbo_grey"], figures["baseline_nll_grey"] = grey_target_losses(run.vae, grey)
     return figures

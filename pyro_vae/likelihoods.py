@@ -20,12 +20,14 @@ bits per dimension need no dequantization bound (``DiscretizedLogistic``). The d
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import pyro.distributions as dist
 import torch
 from torch import nn
 
-from .config import Config
+if TYPE_CHECKING:  # type hints only: config.py asks this module for a likelihood's outputs
+    from .config import Config
 
 
 def softplus(logits: torch.Tensor) -> torch.Tensor:
@@ -126,64 +128,138 @@ class DiscretizedLogistic(dist.TorchDistribution):
             return torch.round((v + 1) / 2 * 255) / 255
 
 
-def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch.Tensor | None = None) -> dist.Distribution:
-    """p(x | z) over the C*H*W pixels (see the module's docstring), batch shape that of the logits;
-    with a boolean ``mask`` (C*H*W,), only the pixels where it is True are scored (image completion)."""
+class Likelihood:
+    """A likelihood piece: what the decoder gives it, what it scores, and how.
+
+    ``data``: what x is, "binarized" (0 or 1, drawn afresh from the grey level), "grey" (any value
+    in [0, 1]) or "8-bit" (the 256 levels k/255); ``discrete``: log p(x|z) is a probability of the
+    stored values, so bits per dimension need no dequantization; ``decoder_outputs``: numbers per
+    subpixel; ``scored``: (the data it scores, its log-likelihood's units), for tables."""
+
+    data, decoder_outputs, scored = "grey", 1, ("", "")
+
+    @property
+    def discrete(self) -> bool:
+        return self.data != "grey"
+
+    def pixels(self, decoder_output: torch.Tensor) -> dist.Distribution:
+        """One factor per subpixel, batch shape (..., C*H*W)."""
+        raise NotImplementedError
+
+    def distribution(self, decoder_output: torch.Tensor, mask: torch.Tensor | None = None) -> dist.Distribution:
+        """p(x | z) over the C*H*W subpixels, one event; with a boolean ``mask`` (C*H*W,), only the
+        subpixels where it is True are scored (image completion)."""
+        pixels = self.pixels(decoder_output)
+        return (pixels if mask is None else pixels.mask(mask)).to_event(1)
+
+    def mean(self, decoder_output: torch.Tensor) -> torch.Tensor:
+        """E[x | z] in [0, 1]."""
+        return self.pixels(decoder_output).mean
+
+    def log_likelihood(self, x: torch.Tensor, decoder_output: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) per data point written out by hand (the tests check Pyro's against it)."""
+        raise NotImplementedError
+
+
+class Bernoulli(Likelihood):
+    """x_i ~ Bernoulli(sigmoid(l_i)):  log p(x|z) = sum_i x_i l_i - log(1 + e^l_i)."""
+
+    data = "binarized"
+    scored = ("dynamically binarized images, Bernoulli", "log P of the binarized image (nats); bits per binary pixel")
+
+    def pixels(self, decoder_output):
+        return BernoulliLogits(logits=decoder_output)
+
+    def mean(self, decoder_output):
+        return torch.sigmoid(decoder_output)
+
+    def log_likelihood(self, x, decoder_output):
+        return (x * decoder_output - softplus(decoder_output)).sum(-1)
+
+
+class Normal(Likelihood):
+    """x_i ~ N(sigmoid(l_i), s^2):  log p(x|z) = sum_i -(x_i - m_i)^2 / (2 s^2) - log s - log(2 pi) / 2."""
+
+    scored = ("grey images, Normal density", "density of grey pixels (nats); bits/dim of the dequantized 8-bit image")
+
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def pixels(self, decoder_output):
+        return dist.Normal(torch.sigmoid(decoder_output), self.scale)
+
+    def mean(self, decoder_output):
+        return torch.sigmoid(decoder_output)
+
+    def log_likelihood(self, x, decoder_output):
+        log_norm = math.log(self.scale) + 0.5 * math.log(2 * math.pi)
+        return (-((x - torch.sigmoid(decoder_output)) ** 2) / (2 * self.scale**2) - log_norm).sum(-1)
+
+
+class ContinuousBernoulli(Likelihood):
+    """x_i ~ CB(sigmoid(l_i)): the Bernoulli's form plus log C(lambda_i); its mean
+    lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) is not its parameter lambda."""
+
+    scored = ("grey images, continuous Bernoulli density",
+              "density of grey pixels (nats); bits/dim of the dequantized 8-bit image")  # fmt: skip
+
+    def pixels(self, decoder_output):
+        return dist.ContinuousBernoulli(logits=decoder_output)
+
+    def log_likelihood(self, x, decoder_output):
+        normalizer = self.pixels(decoder_output)._cont_bern_log_norm()
+        return (x * decoder_output - softplus(decoder_output) + normalizer).sum(-1)
+
+
+class DiscretizedLogisticPixels(Likelihood):
+    """x_i ~ the discretized logistic (mixture) of ``DiscretizedLogistic``, ``mixture`` components:
+    a location and a log scale per component, plus the mixture's logits when there are several."""
+
+    data = "8-bit"
+    scored = ("8-bit images, discretized logistic", "log P of the 8-bit image (nats); its bits/dim, no dequantization")
+
+    def __init__(self, mixture: int):
+        self.mixture = mixture
+        self.decoder_outputs = 2 if mixture == 1 else 3 * mixture
+
+    def pixels(self, decoder_output):
+        return DiscretizedLogistic.from_decoder(decoder_output, self.mixture)
+
+    def log_likelihood(self, x, decoder_output):
+        return self.pixels(decoder_output).log_prob(x).sum(-1)
+
+
+SCORED = {name: piece.scored for name, piece in (("bernoulli", Bernoulli), ("normal", Normal),
+          ("continuous-bernoulli", ContinuousBernoulli), ("discretized-logistic", DiscretizedLogisticPixels))}  # fmt: skip
+
+
+def likelihood_for(config: Config) -> Likelihood:
+    """The likelihood piece ``config.likelihood`` names, with its parameters from ``config``."""
     if config.likelihood == "bernoulli":
-        pixels = BernoulliLogits(logits=decoder_output)
-    elif config.likelihood == "continuous-bernoulli":
-        pixels = dist.ContinuousBernoulli(logits=decoder_output)
-    elif config.likelihood == "discretized-logistic":
-        pixels = DiscretizedLogistic.from_decoder(decoder_output, config.mixture)
-    else:
-        pixels = dist.Normal(torch.sigmoid(decoder_output), config.normal_scale)
-    return (pixels if mask is None else pixels.mask(mask)).to_event(1)
+        return Bernoulli()
+    if config.likelihood == "continuous-bernoulli":
+        return ContinuousBernoulli()
+    if config.likelihood == "discretized-logistic":
+        return DiscretizedLogisticPixels(config.mixture)
+    return Normal(config.normal_scale)
+
+
+def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch.Tensor | None = None) -> dist.Distribution:
+    """p(x | z) of ``config``'s likelihood (``Likelihood.distribution``)."""
+    return likelihood_for(config).distribution(decoder_output, mask)
 
 
 def pixel_mean(decoder_output: torch.Tensor, config: Config) -> torch.Tensor:
-    """E[x | z] in [0, 1]: sigmoid(l) for bernoulli and normal; the continuous Bernoulli's mean
-    lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)) is not its parameter lambda."""
-    if config.likelihood == "continuous-bernoulli":
-        return dist.ContinuousBernoulli(logits=decoder_output).mean
-    if config.likelihood == "discretized-logistic":
-        return DiscretizedLogistic.from_decoder(decoder_output, config.mixture).mean
-    return torch.sigmoid(decoder_output)
-
-
-SCORED = {  # likelihood -> (the data it scores, and how; its log-likelihood's units)
-    "bernoulli": ("dynamically binarized images, Bernoulli",
-                  "log P of the binarized image (nats); bits per binary pixel"),
-    "normal": ("grey images, Normal density", "density of grey pixels (nats); bits/dim of the dequantized 8-bit image"),
-    "continuous-bernoulli": ("grey images, continuous Bernoulli density",
-                             "density of grey pixels (nats); bits/dim of the dequantized 8-bit image"),
-    "discretized-logistic": ("8-bit images, discretized logistic",
-                             "log P of the 8-bit image (nats); its bits/dim, no dequantization"),
-}  # fmt: skip
+    """E[x | z] in [0, 1] of ``config``'s likelihood."""
+    return likelihood_for(config).mean(decoder_output)
 
 
 def is_discrete(config: Config) -> bool:
     """True where log p(x | z) is a probability of the stored pixel values (binarized, or 8-bit for
     the discretized logistic), so bits per dimension need no dequantization."""
-    return config.likelihood in ("bernoulli", "discretized-logistic")
+    return likelihood_for(config).discrete
 
 
 def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor, config: Config):
-    """log p(x | z) per data point, written out by hand (the tests check Pyro against it).
-
-    bernoulli:  sum_i x_i * l_i - log(1 + exp(l_i))                        (l = logits)
-    normal:     sum_i -(x_i - m_i)^2 / (2 s^2) - log s - log(2 pi) / 2     (m = sigmoid(l))
-    continuous-bernoulli: the bernoulli term plus sum_i log C(sigmoid(l_i)), C from torch
-    discretized-logistic: sum_i log P(x_i), ``DiscretizedLogistic`` (itself written out by hand)
-    """
-    if config.likelihood == "discretized-logistic":
-        return DiscretizedLogistic.from_decoder(decoder_output, config.mixture).log_prob(x).sum(-1)
-    if config.likelihood in ("bernoulli", "continuous-bernoulli"):
-        bernoulli_form = (x * decoder_output - softplus(decoder_output)).sum(-1)
-        if config.likelihood == "bernoulli":
-            return bernoulli_form
-        normalizer = dist.ContinuousBernoulli(logits=decoder_output)._cont_bern_log_norm()
-        return bernoulli_form + normalizer.sum(-1)
-    scale = config.normal_scale
-    mean = torch.sigmoid(decoder_output)
-    log_norm = torch.log(torch.tensor(scale)) + 0.5 * torch.log(torch.tensor(2 * torch.pi))
-    return (-((x - mean) ** 2) / (2 * scale**2) - log_norm).sum(-1)
+    """log p(x | z) per data point, written out by hand in each piece's ``log_likelihood``."""
+    return likelihood_for(config).log_likelihood(x, decoder_output)

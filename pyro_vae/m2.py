@@ -74,6 +74,12 @@ class SemiSupervisedVAE(VAE):
         """KL(q(z|x,y) || p(z)) by hand for a known y; None with y hidden (q(y|x) is no Gaussian)."""
         return None if y is None else super().closed_form_kl(x, y)
 
+    def layer_condition(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """With y hidden, the classifier's most probable label (the active-unit count of the top layer)."""
+        if y is None:
+            y = self.one_hot(self.classify(x).logits.argmax(-1))
+        return self.condition(y)
+
     @torch.no_grad()
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E_q[z | x, y], or with y hidden E_q[z | x] = sum_y q(y|x) E_q[z | x, y]: the mean of the

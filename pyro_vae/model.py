@@ -32,7 +32,7 @@ from torch import nn
 
 from .config import Config
 from .errors import PyroVAEError
-from .likelihoods import pixel_distribution, pixel_mean
+from .likelihoods import likelihood_for
 from .data import one_hot
 from .networks import Decoder, Encoder, image_generator, image_network, last_width
 from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
@@ -71,17 +71,21 @@ class VAE(nn.Module):
             condition_every_layer=config.label_every_layer and not condition_is_image,
             condition_is_image=condition_is_image,
         )
+        self.observation = likelihood_for(config)
         self.latent_posterior = posterior_for(config)
         self.encoder = Encoder(image_network(config, self.latent_posterior.encoder_outputs(), **shared))
         self.decoder = Decoder(image_generator(config, config.z_dim, config.decoder_outputs, **shared))
         two_layers = config.stochastic_layers == 2
         top_dim = config.top_z_dim if two_layers else config.z_dim
         self.latent_prior = self._prior_piece(config, top_dim)
-        # Two stochastic layers: p(z1 | z2) downward in the model, q(z2 | z1) upward in the guide, their
-        # hidden layers half as wide as the last layer of the run's own network.
+        # Two stochastic layers: p(z1 | z2[, y]) downward in the model, q(z2 | z1[, y]) upward in the guide,
+        # their hidden layers half as wide as the last layer of the run's own network; a label enters
+        # them as it enters the encoder and decoder (an image condition does not: it reaches z through
+        # the prior network and the decoder).
         hidden = max(1, last_width(config) // 2)
-        self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim)] if two_layers else [])
-        self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim)] if two_layers else [])
+        labels = dict(condition_dim=classes if config.conditional else 0, condition_scale=1 / config.label_scale)
+        self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim, **labels)] if two_layers else [])
+        self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim, **labels)] if two_layers else [])
         self.top_site = "z_top" if two_layers else "z"
 
     def _prior_piece(self, config: Config, top_dim: int) -> nn.Module:
@@ -108,15 +112,20 @@ class VAE(nn.Module):
 
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z[, y]) from the decoder, one factor per pixel; batch shape z's leading shape."""
-        return pixel_distribution(self.decoder(z, condition), self.config)
+        return self.observation.distribution(self.decoder(z, condition))
 
     def _encode_top(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dist.Distribution:
         """q(top latent | x[, y]) for the VampPrior's pseudo-inputs, y the one-hot of class indices
-        ``labels``: q(z|x, y), or with two layers q(z2 | z1 = E[z1|x])."""
-        q = self.posterior(x, self.condition(self.one_hot(labels)) if labels is not None else None)
+        ``labels``: q(z|x, y), or with two layers q(z2 | z1 = E[z1|x, y], y)."""
+        condition = self.condition(self.one_hot(labels)) if labels is not None else None
+        q = self.posterior(x, condition)
         for layer in self.upward:
-            q = layer(_mean(q))
+            q = layer(_mean(q), condition)
         return q
+
+    def layer_condition(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
+        """What a second layer's networks read of the label for a figure or a count: ``condition(y)``."""
+        return None if y is None else self.condition(y)
 
     def one_hot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         """Class indices -> the one-hot vectors y the networks read (None passes through)."""
@@ -136,14 +145,14 @@ class VAE(nn.Module):
     # --- Pyro's model and guide --------------------------------------------------------------------
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: float = 1.0):
-        """p(x, z | y) = p(z) p(x | z, y), or with two layers p(z2) p(z1 | z2) p(x | z1, y);
+        """p(x, z | y) = p(z) p(x | z, y), or with two layers p(z2) p(z1 | z2, y) p(x | z1, y);
         ``kl_scale`` weighs the latent sites (objectives.py)."""
         self._register_model()
         with pyro.plate("data", x.shape[0]):
             self._generate(x, self.condition(y, x), kl_scale)
 
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: float = 1.0):
-        """q(z | x, y), or with two layers q(z1 | x, y) q(z2 | z1); z reparametrized; the same
+        """q(z | x, y), or with two layers q(z1 | x, y) q(z2 | z1, y); z reparametrized; the same
         ``kl_scale`` as the model's latent sites."""
         self._register_guide()
         with pyro.plate("data", x.shape[0]):
@@ -154,7 +163,7 @@ class VAE(nn.Module):
         with poutine.scale(scale=kl_scale):
             z = pyro.sample(self.top_site, self.prior((x.shape[0],), condition))
             for layer in self.downward:
-                z = pyro.sample("z", layer(z))
+                z = pyro.sample("z", layer(z, condition))
         pyro.sample("x", self.likelihood(z, condition), obs=x)
 
     def _infer(self, x: torch.Tensor, condition: torch.Tensor | None, kl_scale: float) -> None:
@@ -162,7 +171,7 @@ class VAE(nn.Module):
         with poutine.scale(scale=kl_scale):
             z = pyro.sample("z", self.posterior(x, condition))
             for layer in self.upward:
-                pyro.sample("z_top", layer(z))
+                pyro.sample("z_top", layer(z, condition))
 
     def _register_model(self) -> None:
         pyro.module("decoder", self.decoder)
@@ -197,8 +206,8 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z, y] in [0, 1], the likelihood's mean (see ``likelihoods.pixel_mean``)."""
-        return pixel_mean(self.decoder(z, self.condition(y)), self.config)
+        """E[x | z, y] in [0, 1], the likelihood's mean (``Likelihood.mean``)."""
+        return self.observation.mean(self.decoder(z, self.condition(y)))
 
 
 def _mean(distribution: dist.Distribution) -> torch.Tensor:

@@ -7,6 +7,7 @@ Pyro's losses are the *negative* bound summed over the batch.
   p), a Monte-Carlo estimate elsewhere (a flow posterior, a mixture prior).
 - ``elbo`` with ``--elbo trace`` (Trace_ELBO):  E_q[log p(x|z) + log p(z) - log q(z|x)], the KL a
   Monte-Carlo estimate.
+  With ``--particles K`` either ELBO averages K draws per image (Pyro's ``num_particles``, vectorized).
 - ``iwae`` (Burda et al. 2015), K particles per image (``--particles``):
 
       L_K(x) = E[log (1/K) sum_k p(x, z_k) / q(z_k | x)],  z_1..z_K ~ q(z | x),
@@ -16,8 +17,9 @@ Pyro's losses are the *negative* bound summed over the batch.
   model with one latent per image.
 
 - semi-supervised (``--labels``, Kingma et al. 2014, M2): ``SemiSupervised`` below, the labeled
-  images' ELBO with y observed, the unlabeled images' bound with y summed out exactly, and the
-  classifier's auxiliary term.
+  images' bound with y observed, the unlabeled images' bound with y summed out exactly, and the
+  classifier's auxiliary term; the bounds are ELBOs, or with ``--objective iwae`` importance-weighted
+  (``LabelsImportanceWeighted``).
 
 The KL weight beta_t (Higgins et al. 2017; linear warm-up from 0, Sonderby et al. 2016) scales the
 latent sites' log p(z) and log q(z|x) in model and guide through ``poutine.scale``, as Pyro's dmm
@@ -25,6 +27,10 @@ example does:
 
     L_beta(x) = E_q[log p(x|z)] - beta_t KL(q(z|x) || p(z)),
     beta_t = beta * min(1, t / (kl_warmup * steps_per_epoch))   (t the 1-based global step).
+
+Under the IWAE bound the same scale weighs those terms inside each importance weight, as Pyro's
+ELBOs weigh a scaled site, w_k = p(x|z_k) (p(z_k) / q(z_k|x))^beta_t: the warm-up Sonderby et al.
+(2016) combine with importance weighting; at beta_t = 1 it is L_K.
 
 Evaluation always scores the true model (kl_scale 1).
 
@@ -46,6 +52,7 @@ from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO, co
 
 from .config import Config
 from .data import Split, binarize, one_hot
+from .likelihoods import likelihood_for
 
 ELBO_ESTIMATORS = {"analytic": TraceMeanField_ELBO, "trace": Trace_ELBO}
 NEGLIGIBLE_WEIGHT = 1e-8  # LabelsWeighted's cut-off for a pair's q(y|x)
@@ -55,9 +62,9 @@ def particle_log_weights(model, guide, particles: int, *args, **kwargs):
     """log w = log p(x, z) - log q(z | x) for ``particles`` draws z ~ q per image, from Pyro's own
     traces: the guide runs under a particle plate (dim -2, the batch plate being dim -1), the model
     replays its draws, and every sample site's log-density is summed over its event but kept per
-    particle and per image. Returns (log w, {site: log-density}) with log w of shape (particles, n).
-    Whatever pieces the model has (prior, posterior, more latent layers) are covered without being
-    named here."""
+    particle and per image, times the site's ``poutine.scale`` (the KL weight; 1 in evaluation).
+    Returns (log w, {site: log-density}) with log w of shape (particles, n). Whatever pieces the model
+    has (prior, posterior, more latent layers) are covered without being named here."""
     with pyro.plate("particles", particles, dim=-2):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
@@ -67,9 +74,10 @@ def particle_log_weights(model, guide, particles: int, *args, **kwargs):
 
 
 def _site_log_probs(trace) -> dict[str, torch.Tensor]:
-    """Each sample site's log-density, summed over its event dimensions, keeping the plates'."""
+    """Each sample site's log-density, summed over its event dimensions, keeping the plates', times
+    the site's scale."""
     return {
-        name: site["fn"].log_prob(site["value"])
+        name: site["fn"].log_prob(site["value"]) * site["scale"]
         for name, site in trace.nodes.items()
         if site["type"] == "sample"
     }
@@ -82,19 +90,42 @@ class IWAE:
     def __init__(self, particles: int):
         self.particles = particles
 
-    def _negative_bound(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         log_weights, _ = particle_log_weights(model, guide, self.particles, *args, **kwargs)
         bounds = torch.logsumexp(log_weights, dim=0) - math.log(self.particles)
         return -bounds.sum()
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         with torch.no_grad():
-            return self._negative_bound(model, guide, *args, **kwargs).item()
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self._negative_bound(model, guide, *args, **kwargs)
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()
+
+
+class LabelsImportanceWeighted(IWAE):
+    """The importance-weighted bound of an unlabeled image with its label enumerated inside the
+    weights: K draws of z for each of the C classes, z_{k,y} ~ q(z | x, y),
+
+        log p(x) >= E[log (1/K) sum_k sum_y p(x, y, z_{k,y}) / q(z_{k,y} | x, y)],
+
+    each inner sum over y an unbiased estimate of p(x) (its term y of p(x, y)), so the bound tightens to
+    log p(x) as K grows, like L_K. q(y | x) cancels out of it: with this objective the classifier
+    learns from the labeled images' alpha term alone. The C*n pairs are scored in one pass."""
+
+    def __init__(self, particles: int, num_classes: int):
+        super().__init__(particles)
+        self.num_classes = num_classes
+
+    def differentiable_loss(self, model, guide, x, y=None, **kwargs) -> torch.Tensor:
+        n, classes = x.shape[0], self.num_classes
+        labels = one_hot(torch.arange(classes, device=x.device).repeat_interleave(n), classes).to(x.dtype)
+        pairs = x.repeat(classes, *[1] * (x.dim() - 1))
+        log_weights, _ = particle_log_weights(model, guide, self.particles, pairs, labels, **kwargs)
+        log_weights = log_weights.reshape(self.particles * classes, n)  # (K, C*n) -> (K*C, n)
+        return -(torch.logsumexp(log_weights, dim=0) - math.log(self.particles)).sum()
 
 
 class LabelsSummed:
@@ -106,8 +137,8 @@ class LabelsSummed:
     by ``TraceEnum_ELBO`` with the guide's label site enumerated in parallel: y takes its 10 values
     along a new leading dimension, so encoder and decoder run once on a (10, n) batch, not in a loop."""
 
-    def __init__(self):
-        self.elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    def __init__(self, particles: int = 1):
+        self.elbo = TraceEnum_ELBO(max_plate_nesting=1, num_particles=particles)
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         return self.elbo.differentiable_loss(model, _summed(guide), *args, **kwargs)
@@ -163,7 +194,8 @@ class SemiSupervised:
 
         loss = -1/|u| sum_u U(x) - 1/|l| sum_l [ L(x, y) + alpha log q(y | x) ],
 
-    U and L as in ``LabelsSummed``. The classifier q(y|x) enters U only through unlabeled images, so
+    U and L as in ``LabelsSummed`` (or their importance-weighted bounds: ``bounds``, the unlabeled and
+    the labeled one). The classifier q(y|x) enters U only through unlabeled images, so
     without the alpha term it would never see a label: Kingma et al.'s auxiliary term, alpha =
     ``--classifier-weight``. It is a second loss added to the ELBOs' (as in Pyro's ss-vae example),
     not a ``pyro.factor`` in the model, because it is no density of the generative model: as a factor
@@ -176,11 +208,11 @@ class SemiSupervised:
     when the unlabeled batch divides evenly; the epoch's last batch may not)."""
 
     def __init__(self, labeled: Split, classify, classifier_weight: float, batch_size: int, binary: bool,
-                 num_classes: int, shards: int = 1):  # fmt: skip
+                 num_classes: int, shards: int = 1, bounds: tuple | None = None):  # fmt: skip
         self.labeled, self.classify, self.alpha, self.num_classes = labeled, classify, classifier_weight, num_classes
         self.labeled_batch = math.ceil(min(batch_size, len(labeled)) / shards)
         self.binary, self.shards = binary, shards
-        self.unlabeled_bound, self.labeled_bound = LabelsSummed(), Trace_ELBO()
+        self.unlabeled_bound, self.labeled_bound = bounds or (LabelsSummed(), Trace_ELBO())
 
     def labeled_images(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fresh batch of labeled images (binarized anew, like the epoch's images), one-hot labels."""
@@ -248,13 +280,27 @@ def make_objective(config: Config, steps_per_epoch: int = 1, labeled: Split | No
 def _objective(config: Config, steps_per_epoch: int, labeled: Split | None, classify, shards: int = 1) -> Objective:
     warmup = config.kl_warmup * steps_per_epoch
     if config.labels is not None:
-        binary = config.likelihood == "bernoulli"
+        binary = likelihood_for(config).data == "binarized"
         loss = SemiSupervised(labeled, classify, config.classifier_weight, config.batch_size, binary,
-                              config.num_classes, shards)  # fmt: skip
+                              config.num_classes, shards, _semi_supervised_bounds(config))  # fmt: skip
         return Objective(loss, config.beta, warmup)
     if config.objective == "iwae":
-        return Objective(IWAE(config.particles))
-    return Objective(ELBO_ESTIMATORS[config.elbo](), config.beta, warmup)
+        return Objective(IWAE(config.particles), config.beta, warmup)
+    return Objective(elbo_estimator(config.elbo, config.particles), config.beta, warmup)
+
+
+def elbo_estimator(kind: str, particles: int = 1) -> ELBO:
+    """``--elbo kind`` averaging ``particles`` draws per image in one vectorized pass."""
+    if particles == 1:
+        return ELBO_ESTIMATORS[kind]()
+    return ELBO_ESTIMATORS[kind](num_particles=particles, vectorize_particles=True, max_plate_nesting=1)
+
+
+def _semi_supervised_bounds(config: Config) -> tuple:
+    """(unlabeled, labeled) bounds of M2: ELBOs (y summed out by enumeration), or importance-weighted."""
+    if config.objective == "iwae":
+        return LabelsImportanceWeighted(config.particles, config.num_classes), IWAE(config.particles)
+    return LabelsSummed(config.particles), elbo_estimator("trace", config.particles)
 
 
 def test_elbo_estimator(config: Config) -> ELBO:

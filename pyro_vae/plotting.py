@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .runs import held_out_elbo  # noqa: E402
-from .sampling import displayed, draw_prior  # noqa: E402
+from .sampling import displayed, draw_prior, style_latents  # noqa: E402
 from .sampling import sample_images  # noqa: E402
 
 
@@ -341,9 +341,9 @@ def style_figure(run, path: Path, generator, columns: int = 12) -> Path:
     """Conditional only: one row per class, the same z ~ p(z) down each column, so a column
     holds one style and a row one class."""
     classes = run.config.num_classes
-    z = draw_prior(run.vae, columns, generator).repeat(classes, 1)
     labels = torch.arange(classes).repeat_interleave(columns)
     condition = run.vae.one_hot(labels.to(run.device))
+    z = style_latents(run.vae, columns, condition, generator)
     images = displayed(run.vae.decode_mean(z, condition), run.config.image_shape).cpu()
     figure = _new_figure(run, "Style held, class changed: the same z down each column", "style.png")
     _image_axis(

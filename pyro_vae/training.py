@@ -93,7 +93,7 @@ def _new_run_dir(config: Config, out, world: World) -> Path:
 
 def _training_data(config: Config, device: torch.device):
     """(data on ``device``, None); for a semi-supervised run the data split into the ``--labels``
-    images that keep their labels (balanced, chosen by the seed) and the unlabeled rest, and the
+    images that keep their labels (balanced as near as the count allows, chosen by the seed) and the unlabeled rest, and the
     kept images' indices in the training split."""
     data = load_data(config, device)
     if (config.conditional or config.labels is not None) and not data.class_names:
@@ -101,11 +101,7 @@ def _training_data(config: Config, device: torch.device):
                            f"(a folder needs one subfolder per class, an .npz a 'labels' array)")  # fmt: skip
     if config.labels is None:
         return data, None
-    classes = len(data.class_names)
-    if config.labels % classes != 0:
-        raise PyroVAEError(f"--labels {config.labels} cannot be balanced over the {classes} classes of "
-                           f"{config.dataset}; use a multiple of {classes}")  # fmt: skip
-    index = balanced_labels(data.train.labels, config.labels, config.seed, classes)
+    index = balanced_labels(data.train.labels, config.labels, config.seed, len(data.class_names))
     return keep_labels(data, index), index
 
 

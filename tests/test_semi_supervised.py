@@ -37,7 +37,7 @@ def test_labeled_images_are_balanced_and_chosen_by_the_seed():
     assert torch.bincount(labels[chosen], minlength=NUM_CLASSES).tolist() == [10] * NUM_CLASSES
     assert torch.equal(chosen, balanced_labels(labels, 100, seed=3, num_classes=10))
     assert not torch.equal(chosen, balanced_labels(labels, 100, seed=4, num_classes=10))
-    with pytest.raises(PyroVAEError, match="class 0 has only 100"):
+    with pytest.raises(PyroVAEError, match="class 0, which has only 100"):
         balanced_labels(labels, 1010, seed=0, num_classes=10)
 
 
