@@ -36,7 +36,7 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     world, target = join(device)
     run = load_run(run_dir, device=str(target))
     classifier = None
-    completion = run.config.visible_quadrants is not None  # no prior samples: no FID
+    completion = not run.vae.draws_from_prior  # the completion CVAE: no prior samples, no FID
     wanted = run.config.conditional or (fid and not completion)
     if wanted and world.main and classifier_available(run.config) is None:
         echo = None if as_json else click.echo
