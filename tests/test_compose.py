@@ -161,3 +161,24 @@ def test_each_likelihood_piece_says_what_it_scores_and_the_model_asks_it():
     assert piece.mean(outputs).shape == (2, 784) and 0 <= piece.mean(outputs).min() <= piece.mean(outputs).max() <= 1
     completion = small(likelihood="normal", visible_quadrants=2, epochs=5)
     assert completion.task.baseline_outputs(torch.rand(3, 784)).shape == (3, 784)
+
+
+def test_style_rows_share_z2_and_noise_when_the_layers_read_the_label():
+    """The style figure of a conditional two-layer model: z1 ~ p(z1 | z2, y) per class from the same z2
+    and the same noise (one generator seed for every row), so a row's z1 is what p(z1 | z2, y) makes of
+    the shared draw; without label-reading layers every row holds the same z."""
+    from pyro_vae.sampling import draw_prior, style_latents
+
+    vae = small(stochastic_layers=2, conditional=True, top_z_dim=3)
+    assert all(layer.condition_dim == 10 for layer in [*vae.downward, *vae.upward])
+    y = one_hot(torch.arange(10).repeat_interleave(4), 10)
+    z = style_latents(vae, 4, y, torch.Generator().manual_seed(0))
+    assert z.shape == (40, 4) and not torch.allclose(z[:4], z[4:8])
+    seed = int(torch.randint(2**31 - 1, (1,), generator=torch.Generator().manual_seed(0)))
+    row_three = draw_prior(vae, 4, torch.Generator().manual_seed(seed), vae.condition(y[12:16]))
+    assert torch.equal(z[12:16], row_three)
+    plain = small(stochastic_layers=2, top_z_dim=3)
+    z = style_latents(plain, 4, y, torch.Generator().manual_seed(0))
+    assert torch.equal(z[:4], z[36:])
+    with pytest.raises(PyroVAEError, match="read the label"):
+        vae.downward[0](torch.zeros(2, 3))
