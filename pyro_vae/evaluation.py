@@ -28,7 +28,6 @@ from .distributed import SINGLE, World
 from .errors import PyroVAEError
 from .fid import frechet_distance
 from .inference import classification_accuracy
-from .likelihoods import is_discrete
 from .m2 import SemiSupervisedVAE
 from .model import VAE
 from .noise import estimator_noise, estimators
@@ -141,7 +140,7 @@ def evaluate(
         raise PyroVAEError(f"--k must be a positive integer (the number of importance samples), got {k!r}")
     started = time.perf_counter()
     vae = run.vae.eval()
-    discrete = is_discrete(run.config)  # its log p(x) is of the stored values: no dequantization
+    discrete = vae.observation.discrete  # its log p(x) is of the stored values: no dequantization
     data = load_data(run.config, run.device, data_dir=data_dir)
     test = data.test
     batch_size = batch_size or images_per_batch(k, run.device, run.config.network)

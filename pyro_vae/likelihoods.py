@@ -244,22 +244,6 @@ def likelihood_for(config: Config) -> Likelihood:
     return Normal(config.normal_scale)
 
 
-def pixel_distribution(decoder_output: torch.Tensor, config: Config, mask: torch.Tensor | None = None) -> dist.Distribution:
-    """p(x | z) of ``config``'s likelihood (``Likelihood.distribution``)."""
-    return likelihood_for(config).distribution(decoder_output, mask)
-
-
-def pixel_mean(decoder_output: torch.Tensor, config: Config) -> torch.Tensor:
-    """E[x | z] in [0, 1] of ``config``'s likelihood."""
-    return likelihood_for(config).mean(decoder_output)
-
-
-def is_discrete(config: Config) -> bool:
-    """True where log p(x | z) is a probability of the stored pixel values (binarized, or 8-bit for
-    the discretized logistic), so bits per dimension need no dequantization."""
-    return likelihood_for(config).discrete
-
-
 def reconstruction_log_likelihood(x: torch.Tensor, decoder_output: torch.Tensor, config: Config):
     """log p(x | z) per data point, written out by hand in each piece's ``log_likelihood``."""
     return likelihood_for(config).log_likelihood(x, decoder_output)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
+from .m2 import SemiSupervisedVAE
 from .objectives import LabelsWeighted
 
 if TYPE_CHECKING:  # type hints only: the model imports nothing of the evaluator
@@ -27,7 +28,7 @@ def estimators(vae: VAE) -> dict:
     closed form). A semi-supervised model is scored as it is trained on unlabeled images, y summed
     out under its own q(y|x) (``LabelsWeighted``): the test labels stay unread."""
     pair = {"trace": Trace_ELBO(), "analytic": TraceMeanField_ELBO()}
-    if hasattr(vae, "classify"):  # the semi-supervised model
+    if isinstance(vae, SemiSupervisedVAE):
         return {name: LabelsWeighted(estimator, vae.classify, vae.config.num_classes) for name, estimator in pair.items()}
     return pair
 

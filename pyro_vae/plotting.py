@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import torch  # noqa: E402
 
+from .m2 import SemiSupervisedVAE  # noqa: E402
 from .runs import held_out_elbo  # noqa: E402
 from .sampling import displayed, draw_prior, style_latents  # noqa: E402
 from .sampling import sample_images  # noqa: E402
@@ -251,7 +252,7 @@ def latent_figure(run, test, path: Path) -> Path:
         axis.scatter(points[:, 0], points[:, 1], s=2, alpha=0.6)
     else:
         classes, named = test.labels, "class"
-        if hasattr(run.vae, "classify"):  # the semi-supervised model: its own guess
+        if isinstance(run.vae, SemiSupervisedVAE):  # its own guess of the class
             classes = torch.cat([run.vae.classify(x).logits.argmax(-1) for x, _ in test.chunks(1000)])
             named = "class by argmax q(y|x)"
         colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20" if len(names) <= 20 else "viridis")

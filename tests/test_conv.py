@@ -15,7 +15,7 @@ import torch
 from conftest import run_main
 from pyro_vae import Config, PyroVAEError, build_model
 from pyro_vae.checkpoint import load_checkpoint
-from pyro_vae.likelihoods import BIN_HALF_WIDTH, DiscretizedLogistic, pixel_distribution
+from pyro_vae.likelihoods import BIN_HALF_WIDTH, DiscretizedLogistic, likelihood_for
 from pyro_vae.models import check_size, parameter_count
 from pyro_vae.networks import ConvDecoder, ConvEncoder
 
@@ -105,10 +105,10 @@ def test_decoder_output_blocks_become_components_per_subpixel():
     component has no logits block."""
     config = Config(likelihood="discretized-logistic", mixture=2, image_shape=(1, 2, 2))
     output = torch.arange(3 * 2 * 4, dtype=torch.float32)[None]  # (1, 24)
-    pixels = pixel_distribution(output, config).base_dist
+    pixels = likelihood_for(config).distribution(output).base_dist
     assert pixels.logits.shape == (1, 4, 2) and pixels.locs[0, 1].tolist() == [9.0, 13.0]
     assert pixels.log_scales[0, 1].tolist() == [17.0, 21.0]
-    single = pixel_distribution(torch.zeros(1, 8), Config(likelihood="discretized-logistic", image_shape=(1, 2, 2)))
+    single = likelihood_for(Config(likelihood="discretized-logistic", image_shape=(1, 2, 2))).distribution(torch.zeros(1, 8))
     assert single.base_dist.locs.shape == (1, 4, 1) and single.event_shape == (4,)
 
 
