@@ -20,7 +20,7 @@ def time_overhead(args, steps: int = 2000) -> dict:
     pyro.clear_param_store()
     vae = VAE(tiny).to(args.device)
     svi = make_svi(vae, tiny, len(x))
-    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3, foreach=True)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3, fused=True)
 
     def gaussian_encoder(x):
         q = vae.posterior(x).base_dist

@@ -2,7 +2,7 @@
 
 Same work as `pyro-vae train --hidden-dims 400 --z-dim 50`: MNIST read once into tensors, the test
 split binarized once, the training split binarized afresh each epoch, shuffled index batches, the
-negative ELBO with the closed-form KL, one foreach Adam, the test ELBO after every epoch, a checkpoint
+negative ELBO with the closed-form KL, one fused Adam (as pyro-vae's step), the test ELBO after every epoch, a checkpoint
 written (temp file, fsync, rename) after every epoch. bench/throughput.py times it against pyro-vae.
 
     python bench/plain_vae.py --epochs 5 --data-dir ../shared/data --out /tmp/plain
@@ -118,7 +118,7 @@ def main() -> None:
     test_images = torch.bernoulli(grey_test.cpu(), generator=torch.Generator().manual_seed(1234)).to(args.device)
     encoder = Encoder(args.hidden, args.z_dim).to(args.device)
     decoder = Decoder(args.hidden, args.z_dim).to(args.device)
-    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=args.lr, foreach=True)
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=args.lr, fused=True)
     for epoch in range(1, args.epochs + 1):
         started = time.perf_counter()
         binary = (torch.rand_like(train_images) < train_images).to(train_images.dtype)

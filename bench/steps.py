@@ -40,7 +40,7 @@ def time_steps(args, data) -> dict:
         z_loc, z_log_scale = floor_vae.encoder(x).chunk(2, dim=-1)
         return z_loc, z_log_scale.exp()
 
-    floor_optimizer = torch.optim.Adam(floor_vae.parameters(), lr=1e-3, foreach=True)
+    floor_optimizer = torch.optim.Adam(floor_vae.parameters(), lr=1e-3, fused=True)
     variants["plain PyTorch"] = (floor_vae, lambda binary, labels: plain_vae.train_epoch(
         encoder, decoder, floor_optimizer, binary, args.batch_size))  # fmt: skip
     seconds = {name: [] for name in variants}

@@ -75,8 +75,9 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
     else:
         click.echo(f"  bits per binary pixel        {result.bits_per_dim:10.4f}")
     active = f"{result.active_units} of {run.config.z_dim}"
-    if result.active_units_top is not None:
-        active += f", top layer {result.active_units_top} of {run.config.top_z_dim}"
+    if result.active_units_groups is not None:
+        active = ", ".join(f"z_{level} {count} of {dim}" for level, (count, dim)
+                           in enumerate(zip(result.active_units_groups, run.config.group_dims), start=1))  # fmt: skip
     click.echo(f"  active units (Cov_x E[z|x] > 0.01) {active}")
     if result.fid is not None:
         click.echo(f"  FID in the classifier's feature space {result.fid:10.3f}   (classifier sha256 {result.classifier_sha256[:16]})")

@@ -91,7 +91,7 @@ def param_type(field: dataclasses.Field):
     meta = field.metadata
     if field.name == "device":
         return DEVICE
-    if field.name in ("hidden_dims", "conv_channels"):
+    if field.name in ("hidden_dims", "conv_channels", "upper_z_dims"):
         return HIDDEN_DIMS
     if meta["choices"] is not None:
         return IntChoice(meta["choices"]) if meta["kind"] is int else click.Choice(meta["choices"])

@@ -33,9 +33,12 @@ NAMED_SOURCES = {
 }  # fmt: skip
 MAX_IMAGE_SIDE = 4096
 OBJECTIVES = ("elbo", "iwae")
+OPTIMIZERS = ("adam", "adamax")
+LR_SCHEDULES = ("constant", "cosine")
 PRIORS = ("normal", "vamp")
 POSTERIORS = ("gaussian", "iaf")
 MAX_SEED = 2**32 - 1  # NumPy's limit; Pyro seeds NumPy too
+MAX_GROUPS = 32  # latent groups of a hierarchy (NVAE's deepest MNIST model has 15)
 MAX_SAMPLES = 100_000  # images one `sample` draws: 314 MB of float32; more is almost surely a typo
 MAX_PARAMETERS = 100_000_000  # 400 MB of weights, 1.2 GB with Adam's state: beyond it, surely a typo
 # (models.check_size counts them on torch's meta device, before anything is allocated)
@@ -62,6 +65,18 @@ class Config:
     batch_size: int = hyper(128, "Images per SVI step.", minimum=1)
     learning_rate: float = hyper(1e-3, "Adam learning rate.", flag="--lr", positive=True)
     seed: int = hyper(0, "Seeds torch, NumPy, Python and Pyro.", minimum=0, maximum=MAX_SEED)
+    # training practice of the deep VAEs (practice.py)
+    optimizer: str = hyper("adam", "adam, or adamax (Kingma & Ba 2015; NVAE trains with it).", choices=OPTIMIZERS)
+    lr_schedule: str = hyper("constant", "constant, or cosine: a half cosine from --lr down to 0 at the last epoch "
+                                         "(Loshchilov & Hutter 2017).", choices=LR_SCHEDULES)  # fmt: skip
+    lr_warmup: int = hyper(0, "Epochs over which the learning rate rises linearly from 0 (Goyal et al. 2017).",
+                           minimum=0)  # fmt: skip
+    grad_clip: float | None = hyper(None, "Clip the gradients' global norm to this, and skip an update whose norm "
+                                          "is not finite (VDVAE, Child 2021) [default: no clip].",
+                                    kind=float, positive=True)  # fmt: skip
+    ema: float | None = hyper(None, "Keep an exponential moving average of the weights with this decay, e.g. 0.999, "
+                                    "for evaluation and sampling (VDVAE) [default: none].", kind=float,
+                              minimum=0.0, maximum=1.0, open_interval=True)  # fmt: skip
     # networks: encoder C*H*W -> hidden_dims -> 2 z_dim, decoder z_dim -> reversed(hidden_dims) -> C*H*W
     z_dim: int = hyper(32, "Latent dimensions.", minimum=1)
     hidden_dims: tuple[int, ...] = hyper((512, 512), "MLP widths, comma-separated, e.g. 400 or 512,512.")
@@ -97,8 +112,8 @@ class Config:
                                          "(Salimans et al. 2017).", choices=LIKELIHOODS)  # fmt: skip
     mixture: int = hyper(1, "discretized-logistic: logistic components per subpixel.", minimum=1, maximum=64)
     normal_scale: float = hyper(0.1, "Standard deviation of the normal likelihood, in pixel units.", positive=True)
-    elbo: str = hyper(None, "analytic: TraceMeanField_ELBO, closed-form KL; trace: Trace_ELBO, Monte-Carlo KL "
-                            "(unset: analytic where the model allows it, trace for --stochastic-layers 2).",
+    elbo: str = hyper(None, "analytic: TraceMeanField_ELBO, closed-form KL (of every group given the groups above); "
+                            "trace: Trace_ELBO, Monte-Carlo KL [default: analytic].",
                       choices=ELBOS, kind=str)  # fmt: skip
     # the variants: each a piece the one model and guide compose (priors.py, posteriors.py, objectives.py)
     objective: str = hyper("elbo", "elbo: the ELBO (estimated as --elbo says); iwae: the importance-weighted "
@@ -119,9 +134,13 @@ class Config:
                                        "--flows inverse autoregressive maps (Kingma et al. 2016).",
                            choices=POSTERIORS)  # fmt: skip
     flows: int = hyper(2, "IAF: number of autoregressive maps.", minimum=1, maximum=64)
-    stochastic_layers: int = hyper(1, "1: p(z) p(x|z); 2: p(z2) p(z1|z2) p(x|z1) with q(z1|x) q(z2|z1).",
-                                   minimum=1, maximum=2)  # fmt: skip
-    top_z_dim: int = hyper(16, "Two stochastic layers: dimensions of the top latent z2.", minimum=1)
+    stochastic_layers: int = hyper(1, "Latent groups N: 1: p(z) p(x|z); N >= 2: a top-down hierarchy p(z_N) "
+                                      "prod_l p(z_l|z_>l) p(x|z_1) with q(z_N|x) prod_l q(z_l|z_>l,x) "
+                                      "sharing its top-down path (Sonderby et al. 2016; Vahdat & Kautz 2020).",
+                                   minimum=1, maximum=MAX_GROUPS)  # fmt: skip
+    upper_z_dims: tuple[int, ...] | None = hyper(None, "Dimensions of z_2..z_N above z_1 (--z-dim), comma-separated "
+                                                       "[default: each half the one below, at least 2].",
+                                                 kind=tuple)  # fmt: skip
     conditional: bool = hyper(None, "Train a conditional VAE on the class labels (--labels turns it on).", kind=bool)
     label_every_layer: bool = hyper(True, "Conditional: feed the label to every layer or only to the input.",
                                     flag="--label-every-layer", secondary="--label-input-only")  # fmt: skip
@@ -147,9 +166,9 @@ class Config:
                                         "the encoder and decoder must have the same shapes, and a piece the "
                                         "other run lacks (a VampPrior, a second layer) starts fresh.",
                                   kind=Path)  # fmt: skip
-    # how fast: Pyro's ELBO with one foreach torch Adam and validation off in the loop (False:
+    # how fast: Pyro's ELBO with one fused torch Adam and validation off in the loop (False:
     # pyro.infer.SVI with pyro.optim.Adam, validation on); the same updates (bench/throughput.py)
-    fast: bool = hyper(True, "Fast step (Pyro's ELBO, one foreach torch Adam, validation off in the loop) "
+    fast: bool = hyper(True, "Fast step (Pyro's ELBO, one fused torch Adam, validation off in the loop) "
                              "or pyro.infer.SVI with pyro.optim.Adam.", secondary="--no-fast")  # fmt: skip
     # where things run and live
     device: str = hyper("auto", "auto (CUDA when present), cpu, cuda or cuda:N.")
@@ -161,6 +180,8 @@ class Config:
     def __post_init__(self):
         self.hidden_dims = tuple(self.hidden_dims)
         self.conv_channels = tuple(self.conv_channels)
+        if self.upper_z_dims is not None:
+            self.upper_z_dims = tuple(self.upper_z_dims)
         if self.image_shape is not None:
             self.image_shape = tuple(self.image_shape)
         if self.class_names is not None:
@@ -173,8 +194,7 @@ class Config:
     def _fill_unset_from_the_rest(self) -> None:
         """Fields left unset (None) whose best value depends on the others, so that an option the user
         did not give never makes a combination fail; the run records the value taken."""
-        if self.elbo is None:  # TraceMeanField_ELBO's per-site KL needs z2 drawn before z1
-            self.elbo = "trace" if self.stochastic_layers == 2 else "analytic"
+        self.elbo = "analytic" if self.elbo is None else self.elbo
         if self.conditional is None:
             self.conditional = self.labels is not None
         if self.baseline_epochs is None:
@@ -194,6 +214,16 @@ class Config:
         return None if self.image_shape is None else math.prod(self.image_shape)
 
     @property
+    def group_dims(self) -> tuple[int, ...]:
+        """z_1 .. z_N's dimensions: --z-dim, then --upper-z-dims or halving (as LVAE's 64-32-16-8-4)."""
+        if self.upper_z_dims is not None:
+            return (self.z_dim, *self.upper_z_dims)
+        dims = [self.z_dim]
+        for _ in range(self.stochastic_layers - 1):
+            dims.append(max(2, dims[-1] // 2))
+        return tuple(dims)
+
+    @property
     def num_classes(self) -> int | None:
         """Classes of the source; None for an unlabelled source or one not yet read."""
         return None if self.class_names is None else len(self.class_names)
@@ -206,6 +236,12 @@ class Config:
             raise PyroVAEError(f"hidden_dims must be one or more positive integers, got {self.hidden_dims!r}")
         if not self.conv_channels or any(not _is_int(width) or width <= 0 for width in self.conv_channels):
             raise PyroVAEError(f"conv_channels must be one or more positive integers, got {self.conv_channels!r}")
+        upper = self.upper_z_dims
+        if upper is not None and (len(upper) != self.stochastic_layers - 1
+                                  or any(not _is_int(dim) or dim <= 0 for dim in upper)):  # fmt: skip
+            raise PyroVAEError(f"upper_z_dims must be {self.stochastic_layers - 1} positive integers, the dimensions "
+                               f"of z_2..z_{self.stochastic_layers} (--stochastic-layers {self.stochastic_layers}), "
+                               f"got {upper!r}")  # fmt: skip
         if not self.dataset:
             raise PyroVAEError("dataset must be mnist, fashion-mnist, cifar10, svhn or a path, got an empty string")
         if self.image_size is not None and _parse_image_size(self.image_size) is None:
@@ -229,9 +265,6 @@ class Config:
                and self.pseudo_inputs < self.num_classes,
                f"--pseudo-inputs {self.pseudo_inputs} with --conditional: each of the {self.num_classes} classes needs "
                f"at least one pseudo-input of its own")  # fmt: skip
-        yield (self.stochastic_layers == 2 and self.elbo == "analytic",
-               "--stochastic-layers 2 needs --elbo trace: its guide draws z1 before z2, so "
-               "TraceMeanField_ELBO's per-site closed-form KL does not apply")  # fmt: skip
         yield (self.labels is not None and not self.conditional,
                f"--labels {self.labels} trains M2, a conditional model (y enters its networks): "
                f"conditional=False contradicts it")  # fmt: skip
@@ -266,6 +299,12 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> Config:
+        values = dict(values)
+        # the bottom-up two-layer model (top: --top-z-dim) was replaced by the top-down hierarchy
+        if values.pop("top_z_dim", None) is not None and values.get("stochastic_layers") == 2:
+            raise PyroVAEError("this run has the bottom-up two-layer model (q(z1|x) q(z2|z1)) of pyro-vae before "
+                               "2026-12-08, which the top-down hierarchy replaced: train it again with "
+                               "--stochastic-layers 2")  # fmt: skip
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -55,8 +55,8 @@ class Evaluation:
     gradient_variance_trace_stderr: float
     gradient_variance_analytic: float  # the same under TraceMeanField_ELBO
     gradient_variance_analytic_stderr: float
-    active_units: int = 0  # of z (Burda et al.: Cov_x(E_q[z_u|x]) > 0.01)
-    active_units_top: int | None = None  # of z2, with two stochastic layers
+    active_units: int = 0  # of z, z_1 in a hierarchy (Burda et al.: Cov_x(E_q[z_u|x]) > 0.01)
+    active_units_groups: list[int] | None = None  # of z_1, ..., z_N in a hierarchy (None: one group)
     log_likelihood_dequantized: float | None = None
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
     classifier_sha256: str | None = None  # the judging classifier's weights file (FID, digit accuracy)
@@ -79,16 +79,16 @@ class Evaluation:
 @torch.no_grad()
 def active_units(vae: VAE, images: Split, threshold: float = 0.01) -> list[int]:
     """Burda et al. (2015): latent dimension u is active if A_u = Cov_x(E_q[u | x]) > 0.01 over the
-    test set. Counted for z (the latent the decoder reads) and, with two layers, for the top z2
-    through q(z2 | z1 = E[z1|x])."""
-    means = [[] for _ in range(1 + len(vae.upward))]
+    test set. Counted for every group, z_1 (the latent the decoder reads) first, each group's mean
+    taken given the means above it (``VAE.posterior_means``)."""
+    means = None
     for x, labels in images.chunks(1000):
         y = vae.one_hot(labels.to(x.device)) if vae.reads_labels else None
-        z_mean = vae.posterior_mean(x, y)
-        means[0].append(z_mean)
-        for index, layer in enumerate(vae.upward, start=1):
-            means[index].append(layer(z_mean, vae.layer_condition(x, y)).mean)
-    return [int((torch.cat(layer_means).var(dim=0) > threshold).sum()) for layer_means in means]
+        top_first = vae.posterior_means(x, y)
+        means = [[] for _ in top_first] if means is None else means
+        for group, mean in enumerate(reversed(top_first)):
+            means[group].append(mean)
+    return [int((torch.cat(group_means).var(dim=0) > threshold).sum()) for group_means in means]
 
 
 def completion_figures(run: Run, bounds: torch.Tensor, test: Split, data_dir: str | None = None) -> dict:
@@ -169,8 +169,8 @@ def evaluate(
         spread, variance, stderr = estimator_noise(vae.model, vae.guide, vae.parameters(), x, y, estimator)
         figures[f"elbo_spread_{name}"], figures[f"gradient_variance_{name}"] = spread, variance
         figures[f"gradient_variance_{name}_stderr"] = stderr
-    figures["active_units"], *top = active_units(vae, test)
-    figures["active_units_top"] = top[0] if top else None
+    groups = active_units(vae, test)
+    figures["active_units"], figures["active_units_groups"] = groups[0], groups if len(groups) > 1 else None
     if isinstance(vae, CompletionCVAE):
         figures.update(completion_figures(run, bounds, test, data_dir))
     if not vae.draws_from_prior:  # no prior p(z) to sample from: no FID, no digit accuracy

@@ -7,7 +7,7 @@ global step, comes from ``objectives.py``.
 Two ways to take a step, the same mathematics (``Config.fast``):
 
 - fast (default): Pyro's ELBO computes the loss and its gradients (``loss_and_grads``); one
-  ``torch.optim.Adam`` over all the networks' parameters, its multi-tensor (foreach) kernel, steps
+  ``torch.optim.Adam`` over all the networks' parameters, its fused kernel (practice.py), steps
   them; Pyro's argument validation is off inside the training loop.
 - classic: ``pyro.infer.SVI`` with ``pyro.optim.Adam``, which captures the parameters in a trace and
   keeps one torch Adam per parameter tensor, with validation on. Adam is elementwise, so both update
@@ -21,6 +21,7 @@ import contextlib
 import math
 
 import pyro
+import pyro.poutine as poutine
 import torch
 from pyro.infer import SVI
 from pyro.optim import Adam
@@ -30,27 +31,37 @@ from .data import ImageData, Split, batches
 from .distributed import SINGLE, World, stream_seed, sum_gradients
 from .model import VAE
 from .objectives import Objective, make_objective, test_elbo_estimator
+from .practice import WeightAverage, clipped, learning_rate, make_optimizer
 
 EVAL_BATCH_SIZE = 1000
 
 
 class ClassicSVI(SVI):
-    """``pyro.infer.SVI`` with ``pyro.optim.Adam``, and the optimizer state under torch's names. Every
-    objective goes through SVI's own step (the ELBOs, IWAE, the semi-supervised loss, a completion
-    run's baseline epochs): SVI calls ``loss_and_grads(model, guide, *args)``, which knows no step, so
-    the step the schedule reads (the KL weight, the baseline's epochs) is held here."""
+    """``pyro.infer.SVI`` with ``pyro.optim.Adam`` (or ``Adamax``), and the optimizer state under torch's
+    names. Every objective goes through SVI's own loss (the ELBOs, IWAE, the semi-supervised loss, a
+    completion run's baseline epochs): SVI calls ``loss_and_grads(model, guide, *args)``, which knows
+    no step, so the step the schedule reads (the KL weight, the baseline's epochs, the learning rate)
+    is held here. Its step is SVI's, with practice.py's clip and average between the gradients and
+    the update."""
 
-    def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE):
-        self.objective, self.current_step = objective, 1
-        super().__init__(vae.model, vae.guide, Adam({"lr": config.learning_rate}), loss=self._loss,
-                         loss_and_grads=self._loss_and_grads)  # fmt: skip
+    def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE, steps_per_epoch: int = 1):
+        self.objective, self.current_step, self.config, self.steps_per_epoch = objective, 1, config, steps_per_epoch
+        optim = (pyro.optim.Adamax if config.optimizer == "adamax" else Adam)({"lr": self._learning_rate})
+        super().__init__(vae.model, vae.guide, optim, loss=self._loss, loss_and_grads=self._loss_and_grads)
+        self.parameters = list(vae.parameters())
+        self.average = WeightAverage(vae, config.ema) if config.ema is not None else None
+        self.skipped = 0
         if world.distributed:  # between SVI's backward pass and its optimizer step
-            parameters, own_step = list(vae.parameters()), self.loss_and_grads
+            parameters, own_step = self.parameters, self.loss_and_grads
 
             def summed_loss_and_grads(*args, **kwargs):
                 return sum_gradients(parameters, own_step(*args, **kwargs), world)
 
             self.loss_and_grads = summed_loss_and_grads
+
+    def _learning_rate(self, module_name: str, parameter_name: str) -> dict:
+        """pyro.optim's per-parameter arguments, read when a parameter's optimizer is made."""
+        return {"lr": learning_rate(self.config, self.current_step, self.steps_per_epoch)}
 
     def _loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         return self.objective.loss_and_grads(model, guide, self.current_step, *args)
@@ -59,8 +70,24 @@ class ClassicSVI(SVI):
         return self.objective.loss.loss(model, guide, *args, kl_scale=self.objective.kl_scale(self.current_step))
 
     def step(self, step: int, *args) -> float:
+        """SVI.step: the loss and gradients with the parameters captured, the update, the gradients
+        zeroed; an update whose clipped gradient norm is not finite is skipped."""
         self.current_step = step
-        return super().step(*args)
+        with poutine.trace(param_only=True) as param_capture:
+            loss = self.loss_and_grads(self.model, self.guide, *args)
+        captured = {site["value"].unconstrained() for site in param_capture.trace.nodes.values()}
+        if clipped(self.parameters, self.config.grad_clip):
+            rate = learning_rate(self.config, step, self.steps_per_epoch)
+            for optimizer in self.optim.optim_objs.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+            self.optim(captured)
+            if self.average is not None:
+                self.average.update()
+        else:
+            self.skipped += 1
+        pyro.infer.util.zero_grads(captured)
+        return loss
 
     def state_dict(self) -> dict:
         return self.optim.get_state()
@@ -74,22 +101,32 @@ class ClassicSVI(SVI):
 
 class FastSVI:
     """SVI's step without its per-step parameter capture: the parameters are known up front (the
-    networks' and the pieces'), so Pyro's ELBO computes loss and gradients and one foreach Adam steps
-    them all."""
+    networks' and the pieces'), so Pyro's ELBO computes loss and gradients and one fused Adam (or
+    Adamax) steps them all, at the learning rate, clip and average of practice.py."""
 
-    def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE):
+    def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE, steps_per_epoch: int = 1):
         self.model, self.guide = vae.model, vae.guide
-        self.objective, self.world = objective, world
+        self.objective, self.world, self.config, self.steps_per_epoch = objective, world, config, steps_per_epoch
         self.parameters = list(vae.parameters())
-        self.optim = torch.optim.Adam(self.parameters, lr=config.learning_rate, foreach=True)
+        self.optim = make_optimizer(config, self.parameters)
+        self.average = WeightAverage(vae, config.ema) if config.ema is not None else None
+        self.skipped = 0
 
     def step(self, step: int, *args) -> float:
-        """One Adam step on the loss of this process's images; with several processes, on the
-        gradients summed over them (distributed.py), and the summed loss is returned."""
+        """One update on the loss of this process's images; with several processes, on the
+        gradients summed over them (distributed.py), and the summed loss is returned. With --grad-clip
+        an update whose gradient norm is not finite is skipped (counted in ``skipped``)."""
         loss = self.objective.loss_and_grads(self.model, self.guide, step, *args)
         if self.world.distributed:
             loss = sum_gradients(self.parameters, loss, self.world)
-        self.optim.step()
+        if clipped(self.parameters, self.config.grad_clip):
+            for group in self.optim.param_groups:
+                group["lr"] = learning_rate(self.config, step, self.steps_per_epoch)
+            self.optim.step()
+            if self.average is not None:
+                self.average.update()
+        else:
+            self.skipped += 1
         self.optim.zero_grad(set_to_none=True)
         return loss
 
@@ -114,7 +151,7 @@ def make_svi(vae: VAE, config: Config, train_images: int, labeled: Split | None 
     classify, task = getattr(vae, "classify", None), getattr(vae, "task", None)
     objective = make_objective(config, steps_per_epoch, labeled=labeled, classify=classify, baseline=task,
                                shards=world.size)  # fmt: skip
-    return (FastSVI if config.fast else ClassicSVI)(vae, config, objective, world)
+    return (FastSVI if config.fast else ClassicSVI)(vae, config, objective, world, steps_per_epoch)
 
 
 def labels_for(vae: VAE, labels: torch.Tensor) -> torch.Tensor | None:
@@ -136,11 +173,12 @@ def train_epoch(svi, vae: VAE, data: ImageData, steps_done: int = 0, on_step=Non
     step count before it (the objective's schedule reads the global step). With several processes
     each takes its shard of every batch of a permutation they all draw alike (``epoch_order``).
 
-    Returns (mean ELBO per image, steps taken); stops at the first NaN or infinite loss, since every
-    step after it would only spread the NaN through the weights."""
+    Returns (mean ELBO per image over the updates taken, steps); stops at the first NaN or infinite
+    loss, since every step after it would only spread the NaN through the weights, unless --grad-clip
+    skips such updates (then only an epoch with none taken stops)."""
     config, train = vae.config, data.train
     condition = labels_for(vae, train.labels)
-    total_loss = 0.0
+    total_loss, scored = 0.0, 0
     order = epoch_order(len(train), config.batch_size, train.labels.device, epoch, config.seed, world)
     with svi.hot_path():
         for step, index in enumerate(order):
@@ -149,11 +187,15 @@ def train_epoch(svi, vae: VAE, data: ImageData, steps_done: int = 0, on_step=Non
             y = None if condition is None else condition[mine].to(x.device)
             loss = _step(svi, steps_done + step + 1, x, y)
             if not math.isfinite(loss):
-                raise NonFiniteLoss(loss, step + 1)
-            total_loss += loss
+                if config.grad_clip is None:
+                    raise NonFiniteLoss(loss, step + 1)
+                continue  # with --grad-clip the update was skipped (practice.clipped)
+            total_loss, scored = total_loss + loss, scored + len(index)
             if on_step is not None:
                 on_step(step + 1, len(order), -loss / index.shape[0])
-    return -total_loss / sum(len(index) for index in order), len(order)
+    if not scored:
+        raise NonFiniteLoss(float("nan"), len(order))
+    return -total_loss / scored, len(order)
 
 
 def epoch_order(images: int, batch_size: int, device: torch.device, epoch: int, seed: int, world: World = SINGLE):

@@ -74,20 +74,15 @@ class SemiSupervisedVAE(VAE):
         """KL(q(z|x,y) || p(z)) by hand for a known y; None with y hidden (q(y|x) is no Gaussian)."""
         return None if y is None else super().closed_form_kl(x, y)
 
-    def layer_condition(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """With y hidden, the classifier's most probable label (the active-unit count of the top layer)."""
-        if y is None:
-            y = self.one_hot(self.classify(x).logits.argmax(-1))
-        return self.condition(y)
-
     @torch.no_grad()
-    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E_q[z | x, y], or with y hidden E_q[z | x] = sum_y q(y|x) E_q[z | x, y]: the mean of the
-        model's own q(z|x), one encoder pass over the (classes * n) pairs."""
+    def posterior_means(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """E_q of every group given y, or with y hidden E_q[z | x] = sum_y q(y|x) E_q[z | x, y]: the
+        means of the model's own q(z|x), one encoder pass over the (classes * n) pairs."""
         if y is not None:
-            return super().posterior_mean(x, y)
+            return super().posterior_means(x, y)
         classes, n = self.config.num_classes, x.shape[0]
         labels = torch.arange(classes, device=x.device).repeat_interleave(n)
         pairs = x.repeat(classes, *[1] * (x.dim() - 1))
-        z_means = super().posterior_mean(pairs, self.one_hot(labels)).reshape(classes, n, -1)
-        return torch.einsum("nc,cnd->nd", self.classify(x).probs, z_means)
+        probabilities = self.classify(x).probs
+        return [torch.einsum("nc,cnd->nd", probabilities, means.reshape(classes, n, -1))
+                for means in super().posterior_means(pairs, self.one_hot(labels))]  # fmt: skip

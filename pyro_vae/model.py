@@ -35,7 +35,8 @@ from .errors import PyroVAEError
 from .likelihoods import likelihood_for
 from .data import one_hot
 from .networks import Decoder, Encoder, image_generator, image_network, last_width
-from .posteriors import ConditionalGaussian, closed_form_kl, posterior_for
+from .hierarchy import BottomUp, top_down_groups
+from .posteriors import closed_form_kl, posterior_for
 from .priors import prior_for
 
 
@@ -72,21 +73,23 @@ class VAE(nn.Module):
             condition_is_image=condition_is_image,
         )
         self.observation = likelihood_for(config)
-        self.latent_posterior = posterior_for(config)
-        self.encoder = Encoder(image_network(config, self.latent_posterior.encoder_outputs(), **shared))
+        dims = config.group_dims
+        self.latent_posterior = posterior_for(config, dims[-1])
+        # N >= 2 groups (hierarchy.py): the encoder gives features, a bottom-up pass the features of every
+        # level and the top posterior's inputs, and the groups below the top share one top-down path,
+        # half as wide as the last layer of the run's own network. A label enters that path as it enters
+        # the encoder and decoder (an image condition does not: it reaches z through the prior network
+        # and the decoder).
+        width, deep = max(1, last_width(config) // 2), len(dims) > 1
+        encoder_outputs = width if deep else self.latent_posterior.encoder_outputs()
+        self.encoder = Encoder(image_network(config, encoder_outputs, **shared))
         self.decoder = Decoder(image_generator(config, config.z_dim, config.decoder_outputs, **shared))
-        two_layers = config.stochastic_layers == 2
-        top_dim = config.top_z_dim if two_layers else config.z_dim
-        self.latent_prior = self._prior_piece(config, top_dim)
-        # Two stochastic layers: p(z1 | z2[, y]) downward in the model, q(z2 | z1[, y]) upward in the guide,
-        # their hidden layers half as wide as the last layer of the run's own network; a label enters
-        # them as it enters the encoder and decoder (an image condition does not: it reaches z through
-        # the prior network and the decoder).
-        hidden = max(1, last_width(config) // 2)
-        labels = dict(condition_dim=classes if config.conditional else 0, condition_scale=1 / config.label_scale)
-        self.downward = nn.ModuleList([ConditionalGaussian(top_dim, hidden, config.z_dim, **labels)] if two_layers else [])
-        self.upward = nn.ModuleList([ConditionalGaussian(config.z_dim, hidden, top_dim, **labels)] if two_layers else [])
-        self.top_site = "z_top" if two_layers else "z"
+        self.latent_prior = self._prior_piece(config, dims[-1])
+        top_outputs = self.latent_posterior.encoder_outputs()
+        self.bottom_up = nn.ModuleList([BottomUp(width, len(dims), top_outputs, config.activation)] if deep else [])
+        labels = classes if config.conditional else 0
+        self.downward = nn.ModuleList(top_down_groups(config, dims, width, labels) if deep else [])
+        self.top_site = f"z_{len(dims)}" if deep else "z"
 
     def _prior_piece(self, config: Config, top_dim: int) -> nn.Module:
         return prior_for(config, top_dim)
@@ -107,8 +110,17 @@ class VAE(nn.Module):
         return self.latent_prior(tuple(batch_shape), self._encode_top, condition)
 
     def posterior(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
-        """q(z | x[, y]) from the encoder; ``condition`` is ``condition(y, x)``."""
-        return self.latent_posterior(self.encoder(x, condition))
+        """q(z | x[, y]) from the encoder, of the top group z_N in a hierarchy; ``condition`` is
+        ``condition(y, x)``."""
+        return self._bottom_up(x, condition)[0]
+
+    def _bottom_up(self, x: torch.Tensor, condition: torch.Tensor | None):
+        """(q(z_N | x[, y]), [h_1, ..., h_N]) for a hierarchy; (q(z | x[, y]), []) for one group."""
+        encoded = self.encoder(x, condition)
+        if not self.bottom_up:
+            return self.latent_posterior(encoded), []
+        top, features = self.bottom_up[0](encoded)
+        return self.latent_posterior(top), features
 
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
         """p(x | z[, y]) from the decoder, one factor per pixel; batch shape z's leading shape."""
@@ -116,16 +128,9 @@ class VAE(nn.Module):
 
     def _encode_top(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dist.Distribution:
         """q(top latent | x[, y]) for the VampPrior's pseudo-inputs, y the one-hot of class indices
-        ``labels``: q(z|x, y), or with two layers q(z2 | z1 = E[z1|x, y], y)."""
+        ``labels``."""
         condition = self.condition(self.one_hot(labels)) if labels is not None else None
-        q = self.posterior(x, condition)
-        for layer in self.upward:
-            q = layer(_mean(q), condition)
-        return q
-
-    def layer_condition(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor | None:
-        """What a second layer's networks read of the label for a figure or a count: ``condition(y)``."""
-        return None if y is None else self.condition(y)
+        return self.posterior(x, condition)
 
     def one_hot(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         """Class indices -> the one-hot vectors y the networks read (None passes through)."""
@@ -145,15 +150,15 @@ class VAE(nn.Module):
     # --- Pyro's model and guide --------------------------------------------------------------------
 
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: float = 1.0):
-        """p(x, z | y) = p(z) p(x | z, y), or with two layers p(z2) p(z1 | z2, y) p(x | z1, y);
+        """p(x, z | y) = p(z) p(x | z, y), or with N groups p(z_N) prod_l p(z_l | z_>l, y) p(x | z_1, y);
         ``kl_scale`` weighs the latent sites (objectives.py)."""
         self._register_model()
         with pyro.plate("data", x.shape[0]):
             self._generate(x, self.condition(y, x), kl_scale)
 
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: float = 1.0):
-        """q(z | x, y), or with two layers q(z1 | x, y) q(z2 | z1, y); z reparametrized; the same
-        ``kl_scale`` as the model's latent sites."""
+        """q(z | x, y), or with N groups q(z_N | x, y) prod_l q(z_l | z_>l, x, y), drawn in the model's
+        order; z reparametrized; the same ``kl_scale`` as the model's latent sites."""
         self._register_guide()
         with pyro.plate("data", x.shape[0]):
             self._infer(x, self.condition(y, x), kl_scale)
@@ -162,16 +167,26 @@ class VAE(nn.Module):
         """The model's latent sites (scaled by ``kl_scale``) and its observed site "x", in the plate."""
         with poutine.scale(scale=kl_scale):
             z = pyro.sample(self.top_site, self.prior((x.shape[0],), condition))
-            for layer in self.downward:
-                z = pyro.sample("z", layer(z, condition))
+            z = self.descend(z, condition, lambda group, state: pyro.sample(group.site, group.prior(state)))
         pyro.sample("x", self.likelihood(z, condition), obs=x)
 
     def _infer(self, x: torch.Tensor, condition: torch.Tensor | None, kl_scale: float) -> None:
         """The guide's latent sites, scaled by ``kl_scale`` like the model's, in the plate."""
+        top, features = self._bottom_up(x, condition)
         with poutine.scale(scale=kl_scale):
-            z = pyro.sample("z", self.posterior(x, condition))
-            for layer in self.upward:
-                pyro.sample("z_top", layer(z, condition))
+            z = pyro.sample(self.top_site, top)
+            self.descend(z, condition, lambda group, state: pyro.sample(
+                group.site, group.posterior(state, features[group.level - 1])))  # fmt: skip
+
+    def descend(self, z_top: torch.Tensor, condition: torch.Tensor | None, choose) -> torch.Tensor:
+        """Down the groups below the top from z_N: each group's top-down state, then its z_l =
+        ``choose(group, state)`` (a site of the model or the guide, a draw, a mean); returns z_1, the
+        latent the decoder reads (z_top itself for one group)."""
+        z, state = z_top, None
+        for group in self.downward:
+            state = group.state(z, state, condition)
+            z = choose(group, state)
+        return z
 
     def _register_model(self) -> None:
         pyro.module("decoder", self.decoder)
@@ -179,7 +194,7 @@ class VAE(nn.Module):
 
     def _register_guide(self) -> None:
         pyro.module("encoder", self.encoder)
-        self._register("latent_posterior", "upward")
+        self._register("latent_posterior", "bottom_up", "downward")
 
     def _register(self, *pieces: str) -> None:
         """Pieces with learned parameters (a VampPrior's pseudo-inputs, a flow, a second layer) join
@@ -200,9 +215,24 @@ class VAE(nn.Module):
     # --- what the figures and sampling use -----------------------------------------------------------
 
     @torch.no_grad()
+    def posterior_means(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """E_q of every group, the top first, each given the means above it: [E[z_N | x], ...,
+        E[z_1 | z_>1, x]] ([E[z | x]] for one group)."""
+        condition = self.condition(y, x)
+        top, features = self._bottom_up(x, condition)
+        means = [_mean(top)]
+
+        def mean_of(group, state):
+            means.append(_mean(group.posterior(state, features[group.level - 1])))
+            return means[-1]
+
+        self.descend(means[0], condition, mean_of)
+        return means
+
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E_q[z | x, y], the point a figure encodes an image to."""
-        return _mean(self.posterior(x, self.condition(y, x)))
+        """The point a figure encodes an image to: E_q[z | x, y], or in a hierarchy z_1's mean given
+        the means above it."""
+        return self.posterior_means(x, y)[-1]
 
     @torch.no_grad()
     def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

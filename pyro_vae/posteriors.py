@@ -13,8 +13,6 @@ import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
-from .errors import PyroVAEError
-from .networks import ConditionedMLP
 
 
 class DiagonalGaussian(nn.Module):
@@ -72,44 +70,11 @@ class InverseAutoregressiveFlow(nn.Module):
         return dist.TransformedDistribution(base, transforms)
 
 
-class ConditionalGaussian(nn.Module):
-    """N(z_out; m(z_in[, c]), diag s(z_in[, c])^2) with (m, log s) from a small ELU network: the upward
-    q(z2 | z1, y) of the guide and the downward p(z1 | z2, y) of the model with two stochastic layers
-    (Burda et al. 2015 use two hidden layers of 100 and 50 units). With ``condition_dim`` > 0 the
-    condition enters every layer, times ``condition_scale``: a conditional model passes its networks'
-    ``label_scale * y`` and 1 / label_scale here, so these small networks read the one-hot y itself.
-    At the label's scale of 30 they diverged (test ELBO -16,000 to -1.7 million nats after two
-    epochs of 3,000 digits, four seeds); reading y, -215 to -218, against -217 to -288 without the
-    label (2 x 64 hidden units, z 8).
-
-    log s is held within +-LOG_SCALE_LIMIT (scales from 6e-6 to 1.6e5): at initialization a
-    conditional encoder puts z1 some 90 units out (the label enters it at scale 30), and unbounded
-    exp(log s) then overflowed p(z1 | z2) to inf and the first step's loss to NaN. A trained model's
-    scales lie far inside, where the clamp is the identity."""
-
-    LOG_SCALE_LIMIT = 12.0
-
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, condition_dim: int = 0, condition_scale: float = 1.0):
-        super().__init__()
-        self.net = ConditionedMLP(in_dim, (hidden, hidden), 2 * out_dim, condition_dim=condition_dim)
-        self.out_dim, self.condition_dim, self.condition_scale = out_dim, condition_dim, condition_scale
-
-    def forward(self, z_in: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:
-        """``condition`` is read only by a layer built with ``condition_dim`` (else ignored: an image
-        condition, say, reaches z through the prior network and the decoder instead)."""
-        if self.condition_dim and condition is None:
-            raise PyroVAEError("this two-layer model's layers read the label: give y")
-        outputs = self.net(z_in, condition * self.condition_scale if self.condition_dim else None)
-        loc, log_scale = outputs.split([self.out_dim, self.out_dim], dim=-1)
-        log_scale = log_scale.clamp(-self.LOG_SCALE_LIMIT, self.LOG_SCALE_LIMIT)
-        return dist.Normal(loc, log_scale.exp()).to_event(1)
-
-
-def posterior_for(config) -> nn.Module:
-    """The posterior piece ``config.posterior`` names."""
+def posterior_for(config, z_dim: int) -> nn.Module:
+    """The posterior piece ``config.posterior`` names, over the top latent of ``z_dim`` dimensions."""
     if config.posterior == "iaf":
-        return InverseAutoregressiveFlow(config.z_dim, config.flows, 2 * config.z_dim, 4 * config.z_dim)
-    return DiagonalGaussian(config.z_dim)
+        return InverseAutoregressiveFlow(z_dim, config.flows, 2 * z_dim, 4 * z_dim)
+    return DiagonalGaussian(z_dim)
 
 
 def gaussian_kl(z_loc: torch.Tensor, z_scale: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 from .checkpoint import CHECKPOINT_NAME, config_from_checkpoint, load_checkpoint, load_weights
 from .config import Config
 from .device import resolve_device
+from .practice import averaged_weights
 from .errors import PyroVAEError
 from .model import VAE
 from .models import build_model
@@ -103,7 +104,7 @@ def load_run(path: str | Path, device: str = "auto") -> Run:
     config = config_from_checkpoint(state, checkpoint_path)
     target = resolve_device(device)
     vae = build_model(config)
-    load_weights(vae, state.get("model", {}), checkpoint_path)
+    load_weights(vae, averaged_weights(state), checkpoint_path)  # with --ema, the averaged weights
     vae.to(target).eval()
     return Run(run_dir, config, vae, read_metrics(run_dir))
 

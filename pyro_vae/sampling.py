@@ -88,20 +88,18 @@ def draw_prior(vae: VAE, n: int | tuple[int, ...], generator: torch.Generator,
                condition: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """n draws (or draws of batch shape n) of the latent the decoder reads, on the VAE's device:
     z ~ p(z) (p(z | c) for a prior that reads the ``condition``: the class-conditional VampPrior, the
-    completion prior network), or with two layers z2 ~ p(z2) then z1 ~ p(z1 | z2[, y]). Diagonal Gaussians are drawn as loc + scale * eps with eps from
+    completion prior network), or in a hierarchy z_N ~ p(z_N), then each z_l ~ p(z_l | z_>l[, y]) down to z_1. Diagonal Gaussians are drawn as loc + scale * eps with eps from
     the CPU ``generator``, so a seed gives the same z, and images, on any device; another prior (a
     mixture) samples itself, seeded from the generator."""
     z = draw(vae.prior((n,) if isinstance(n, int) else n, condition), generator)
-    for layer in vae.downward:
-        z = draw(layer(z, condition), generator)
-    return z
+    return vae.descend(z, condition, lambda group, state: draw(group.prior(state), generator))
 
 
 @torch.no_grad()
 def style_latents(vae: VAE, columns: int, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The latents of a style figure, one row of ``columns`` per class, ``y`` the rows' one-hot labels
-    (classes * columns, classes): one draw of z ~ p(z) per column, the same down it; where z1 ~
-    p(z1 | z2, y) (two layers that read the label) each class's own z1 from the same z2 and noise."""
+    (classes * columns, classes): one draw of z ~ p(z) per column, the same down it; where z_l ~
+    p(z_l | z_>l, y) (a hierarchy that reads the label) each class's own z_1 from the same z_N and noise."""
     classes = y.shape[0] // columns
     if not any(layer.condition_dim for layer in vae.downward):
         return draw_prior(vae, columns, generator).repeat(classes, 1)

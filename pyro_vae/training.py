@@ -12,6 +12,7 @@ with every process's random streams in the checkpoint, so a distributed run resu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from .inference import NonFiniteLoss, classification_accuracy, evaluate_elbo, ma
 from .completion import CompletionCVAE, mean_baseline_nll
 from .m2 import SemiSupervisedVAE
 from .models import build_model, check_size
+from .practice import averaged_weights
 from .progress import ProgressBar
 from .rng import capture_rng_state, restore_rng_state
 from .runs import CONFIG_NAME, Run, new_run_dir, write_metrics
@@ -70,7 +72,7 @@ def train(
     if initial is not None:  # before any run directory exists, so a mismatch leaves nothing behind
         # A new piece starts fresh; so do the encoder outputs a new posterior adds (an IAF's context).
         load_weights(vae, initial, Path(config.init_from) / CHECKPOINT_NAME, against="the networks this run asks for",
-                     new_pieces=("latent_prior", "latent_posterior", "downward", "upward", "classifier", "completion"),
+                     new_pieces=("latent_prior", "latent_posterior", "bottom_up", "downward", "classifier", "completion"),
                      grown_outputs=(f"encoder.net.{vae.encoder.net.output_layer}",))  # fmt: skip
     vae.to(device)
     broadcast_parameters(vae, world)
@@ -116,7 +118,7 @@ def _initial_weights(config: Config) -> dict | None:
     if config.init_from is None:
         return None
     path = Path(config.init_from) / CHECKPOINT_NAME
-    return load_checkpoint(path, map_location="cpu").get("model", {})
+    return averaged_weights(load_checkpoint(path, map_location="cpu"))  # with --ema, the averaged weights
 
 
 def resume(
@@ -153,6 +155,8 @@ def resume(
     vae.to(target)
     svi = make_svi(vae, config, len(data.train), data.labeled, world)
     svi.load_state_dict(state["optimizer"])
+    if svi.average is not None:
+        svi.average.load_state_dict(state["ema"])
     _restore_streams(state, trained_on, config, world, echo)
     if world.main:
         config.save_json(run_dir / CONFIG_NAME)
@@ -198,12 +202,15 @@ def _fit(run_dir, config, data, vae, svi, progress, quiet, echo, on_epoch, detec
             f"the loss became {error.value} at epoch {completed + 1}, step {error.step}; {kept}. "
             f"Try a lower --lr (now {config.learning_rate:g}), or --detect-anomaly to find the operation"
         ) from None
+    if svi.average is not None:  # what evaluation and the figures use (practice.WeightAverage)
+        with torch.no_grad():
+            torch._foreach_copy_(svi.average.parameters, svi.average.average)
     vae.eval()
     return Run(run_dir, config, vae, metrics)
 
 
 def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done, world=SINGLE):
-    started = time.perf_counter()
+    started, skipped = time.perf_counter(), svi.skipped
     bar = ProgressBar(f"epoch {epoch}/{config.epochs}", enabled=not quiet)
     try:
         train_elbo, steps = train_epoch(svi, vae, data, steps_done, on_step=bar.update, epoch=epoch, world=world)
@@ -211,16 +218,19 @@ def _one_epoch(epoch, config, data, vae, svi, quiet, steps_done, world=SINGLE):
         bar.close()
     # with --validation the epoch reports the validation images; the test split is evaluate's alone
     held_out, name = (data.validation, "val") if data.validation is not None else (data.test, "test")
-    held_out_elbo = evaluate_elbo(vae, held_out, world=world)
-    seconds = time.perf_counter() - started
-    record = {"epoch": epoch, "train_elbo": train_elbo, f"{name}_elbo": held_out_elbo, "seconds": seconds,
-              "device": device_name(held_out.target)}  # fmt: skip
-    if world.distributed:
-        record["processes"] = world.size
-    if isinstance(vae, SemiSupervisedVAE):
-        record[f"{name}_accuracy"] = classification_accuracy(vae, held_out, world)
-    if isinstance(vae, CompletionCVAE):
-        record[f"{name}_baseline_nll"] = mean_baseline_nll(vae, held_out, world=world)
+    record = {"epoch": epoch, "train_elbo": train_elbo}
+    # the held-out figures are of the weights evaluation uses: the average, where the run keeps one
+    with svi.average.applied() if svi.average is not None else contextlib.nullcontext():
+        record[f"{name}_elbo"] = evaluate_elbo(vae, held_out, world=world)
+        record["seconds"], record["device"] = time.perf_counter() - started, device_name(held_out.target)
+        if world.distributed:
+            record["processes"] = world.size
+        if config.grad_clip is not None:
+            record["skipped_updates"] = svi.skipped - skipped
+        if isinstance(vae, SemiSupervisedVAE):
+            record[f"{name}_accuracy"] = classification_accuracy(vae, held_out, world)
+        if isinstance(vae, CompletionCVAE):
+            record[f"{name}_baseline_nll"] = mean_baseline_nll(vae, held_out, world=world)
     return record, steps
 
 
@@ -240,6 +250,8 @@ def _save(run_dir, config, vae, svi, epoch, step, metrics, world=SINGLE) -> None
     }
     if world.distributed:
         state["rng_ranks"] = streams
+    if svi.average is not None:
+        state["ema"] = svi.average.state_dict()
     try:
         save_checkpoint(run_dir / CHECKPOINT_NAME, state)
     except OSError as error:

@@ -173,9 +173,12 @@ BAD_INPUTS = {
     "conditional VampPrior with fewer pseudo-inputs than classes": (["train", "--prior", "vamp", "--conditional",
                                                                       "--pseudo-inputs", "5", "--out", "{tmp}/r"],
                                                                      "each of the 10 classes"),  # fmt: skip
-    "three stochastic layers": (["train", "--stochastic-layers", "3", "--out", "{tmp}/r"], "--stochastic-layers"),
-    "two layers with the mean-field ELBO": (["train", "--stochastic-layers", "2", "--elbo", "analytic", "--out", "{tmp}/r"],
-                                            "--elbo trace"),  # fmt: skip
+    "more latent groups than allowed": (["train", "--stochastic-layers", "33", "--out", "{tmp}/r"], "--stochastic-layers"),
+    "group dimensions that do not match the groups": (["train", "--stochastic-layers", "3", "--upper-z-dims", "8",
+                                                       "--out", "{tmp}/r"], "2 positive integers"),  # fmt: skip
+    "a weight average with no decay": (["train", "--ema", "1", "--out", "{tmp}/r"], "--ema"),
+    "a negative gradient clip": (["train", "--grad-clip", "-1", "--out", "{tmp}/r"], "--grad-clip"),
+    "an unknown optimizer": (["train", "--optimizer", "sgd", "--out", "{tmp}/r"], "'adam', 'adamax'"),
     "unknown posterior": (["train", "--posterior", "realnvp", "--out", "{tmp}/r"], "'gaussian', 'iaf'"),
     "negative KL warm-up": (["train", "--kl-warmup", "-1", "--out", "{tmp}/r"], "--kl-warmup"),
     "leaderboard of a missing run": (["leaderboard", "{tmp}/nowhere"], "does not exist"),

@@ -169,16 +169,16 @@ def test_style_rows_share_z2_and_noise_when_the_layers_read_the_label():
     the shared draw; without label-reading layers every row holds the same z."""
     from pyro_vae.sampling import draw_prior, style_latents
 
-    vae = small(stochastic_layers=2, conditional=True, top_z_dim=3)
-    assert all(layer.condition_dim == 10 for layer in [*vae.downward, *vae.upward])
+    vae = small(stochastic_layers=2, conditional=True, upper_z_dims=(3,))
+    assert all(group.condition_dim == 10 for group in vae.downward)
     y = one_hot(torch.arange(10).repeat_interleave(4), 10)
     z = style_latents(vae, 4, y, torch.Generator().manual_seed(0))
     assert z.shape == (40, 4) and not torch.allclose(z[:4], z[4:8])
     seed = int(torch.randint(2**31 - 1, (1,), generator=torch.Generator().manual_seed(0)))
     row_three = draw_prior(vae, 4, torch.Generator().manual_seed(seed), vae.condition(y[12:16]))
     assert torch.equal(z[12:16], row_three)
-    plain = small(stochastic_layers=2, top_z_dim=3)
+    plain = small(stochastic_layers=2, upper_z_dims=(3,))
     z = style_latents(plain, 4, y, torch.Generator().manual_seed(0))
     assert torch.equal(z[:4], z[36:])
-    with pytest.raises(PyroVAEError, match="read the label"):
-        vae.downward[0](torch.zeros(2, 3))
+    with pytest.raises(PyroVAEError, match="reads the label"):
+        vae.downward[0].state(torch.zeros(2, 3), None)

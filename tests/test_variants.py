@@ -1,5 +1,5 @@
 """The variants as pieces: the IWAE objective per image, the KL weight's schedule, the IAF posterior,
-the VampPrior and two stochastic layers, each checked against its equation written by hand; and
+the VampPrior and the top-down hierarchy, each checked against its equation written by hand; and
 that they compose, train, resume exactly and evaluate on real MNIST."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pyro_vae.priors import DiagonalGaussianMixture
 def small_vae(**overrides) -> VAE:
     torch.manual_seed(0)
     pyro.clear_param_store()
-    return VAE(Config(z_dim=4, hidden_dims=(32,), pseudo_inputs=7, top_z_dim=3, **overrides))
+    return VAE(Config(z_dim=4, hidden_dims=(32,), pseudo_inputs=7, **overrides))
 
 
 def binary_batch(size: int = 6) -> torch.Tensor:
@@ -43,7 +43,7 @@ def test_iwae_with_one_particle_is_the_trace_elbo_estimate():
 
 
 @pytest.mark.parametrize("overrides", [{}, {"posterior": "iaf"}, {"prior": "vamp"},
-                                       {"stochastic_layers": 2, "elbo": "trace"}], ids=str)  # fmt: skip
+                                       {"stochastic_layers": 2, "elbo": "trace"}, {"stochastic_layers": 3}], ids=str)  # fmt: skip
 def test_iwae_objective_is_the_evaluators_bound_per_image_on_the_same_draws(overrides):
     """L_K = sum_n [logsumexp_k log w_nk - log K]: a logsumexp over each image's own K particles,
     not over the batch (Pyro's RenyiELBO(alpha=0) pools them, pyro-ppl issue 3104)."""
@@ -115,24 +115,52 @@ def test_vamp_prior_is_the_mean_of_the_posteriors_of_its_pseudo_inputs():
     assert mixture.sample((10,)).shape == (10, 4, 2) and mixture.log_prob(torch.zeros(4, 2)).shape == (4,)
 
 
-def test_two_stochastic_layers_weight_is_the_whole_chain():
-    """log w = log p(z2) + log p(z1|z2) + log p(x|z1) - log q(z1|x) - log q(z2|z1)."""
-    vae, x = small_vae(stochastic_layers=2, elbo="trace"), binary_batch()
+def test_a_hierarchys_weight_is_the_whole_top_down_chain():
+    """log w = log p(z_3) + sum_l log p(z_l | z_>l) + log p(x | z_1) - log q(z_3 | x) - sum_l log q(z_l | z_>l, x),
+    each group's p and q from its own top-down state s_l = s_{l+1} + T_l([z_{l+1}, s_{l+1}]), q relative to p."""
+    vae, x = small_vae(stochastic_layers=3, upper_z_dims=(3, 2)), binary_batch()
     pyro.set_rng_seed(6)
     log_weights, _ = importance_weights(vae, x, None, k=1)
     pyro.set_rng_seed(6)
     with pyro.plate("particles", 1, dim=-2):
         guide = poutine.trace(vae.guide).get_trace(x)
-    z1, z2 = guide.nodes["z"]["value"][0], guide.nodes["z_top"]["value"][0]
+    z3, z2, z1 = (guide.nodes[f"z_{level}"]["value"][0] for level in (3, 2, 1))
+    assert (z3.shape[-1], z2.shape[-1], z1.shape[-1]) == (2, 3, 4)
     with torch.no_grad():
+        _, features = vae.bottom_up[0](vae.encoder(x))
+        upper, lower = vae.downward  # z_2's group, then z_1's
+        state_2 = upper.step(torch.cat([z3, torch.zeros(6, upper.width)], -1))
+        state_1 = state_2 + lower.step(torch.cat([z2, state_2], -1))
+        elu = torch.nn.functional.elu
+        p_2, p_1 = (group.prior_head(elu(state)).chunk(2, -1) for group, state in ((upper, state_2), (lower, state_1)))
+        q_2, q_1 = (group.posterior_head(torch.cat([elu(state), feature], -1)).chunk(2, -1)
+                    for group, state, feature in ((upper, state_2, features[1]), (lower, state_1, features[0])))  # fmt: skip
+
+        def normal(loc, log_scale, value):
+            return dist.Normal(loc, log_scale.exp()).log_prob(value).sum(-1)
+
         by_hand = (
-            dist.Normal(0.0, 1.0).log_prob(z2).sum(-1)
-            + vae.downward[0](z2).log_prob(z1)
+            dist.Normal(0.0, 1.0).log_prob(z3).sum(-1)
+            + normal(*p_2, z2) + normal(*p_1, z1)
             + reconstruction_log_likelihood(x, vae.decoder(z1), vae.config)
-            - vae.posterior(x).log_prob(z1)
-            - vae.upward[0](z1).log_prob(z2)
+            - vae.posterior(x).log_prob(z3)
+            - normal(p_2[0] + q_2[0], p_2[1] + q_2[1], z2) - normal(p_1[0] + q_1[0], p_1[1] + q_1[1], z1)
         )
     torch.testing.assert_close(log_weights[:, 0], by_hand, rtol=1e-5, atol=1e-4)
+
+
+def test_the_mean_field_elbo_takes_each_groups_kl_given_the_draws_above():
+    """TraceMeanField_ELBO on a hierarchy: E_q[log p(x|z_1)] - sum_l KL(q(z_l|z_>l,x) || p(z_l|z_>l)), each KL
+    in closed form at the guide's draws above; equal in expectation to Trace_ELBO (many draws)."""
+    vae, x = small_vae(stochastic_layers=3), binary_batch(4)
+    with torch.no_grad():  # a trained model's q is not its prior: move the posterior heads off zero
+        for group in vae.downward:
+            group.posterior_head.layers[-1].weight.normal_(0, 0.3)
+    pyro.set_rng_seed(1)
+    analytic = TraceMeanField_ELBO(num_particles=4000, vectorize_particles=True).loss(vae.model, vae.guide, x)
+    pyro.set_rng_seed(1)
+    trace = Trace_ELBO(num_particles=4000, vectorize_particles=True).loss(vae.model, vae.guide, x)
+    assert abs(analytic - trace) < 0.01 * abs(trace)
 
 
 @pytest.mark.parametrize(
@@ -141,13 +169,13 @@ def test_two_stochastic_layers_weight_is_the_whole_chain():
         ({"batch_size": 1, "world_size": 2}, "the global batch"),
         ({"mixture": 3}, "--likelihood discretized-logistic"),
         ({"prior": "vamp", "conditional": True, "pseudo_inputs": 9}, "each of the 10 classes needs"),
-        ({"stochastic_layers": 2, "elbo": "analytic"}, "--elbo trace"),
         ({"labels": 100, "conditional": False}, "conditional=False contradicts it"),
         ({"visible_quadrants": 2, "conditional": True}, "drop --conditional and --prior vamp"),
         ({"visible_quadrants": 2, "prior": "vamp"}, "drop --conditional and --prior vamp"),
         ({"visible_quadrants": 2, "epochs": 3, "baseline_epochs": 3}, "leaves no epoch"),
         ({"objective": "renyi"}, "objective"),
-        ({"stochastic_layers": 3}, "stochastic_layers"),
+        ({"stochastic_layers": 33}, "stochastic_layers"),
+        ({"stochastic_layers": 3, "upper_z_dims": (4,)}, "2 positive integers"),
     ],
 )
 def test_combinations_that_cannot_work_are_named(changes, message):
@@ -162,9 +190,9 @@ def test_at_most_seven_refusals_remain_each_in_the_docs():
     from pathlib import Path
 
     source = inspect.getsource(Config.impossible_combinations)
-    assert source.count("yield (") <= 7
+    assert source.count("yield (") <= 6
     listed = Path(__file__).parents[1].joinpath("docs", "guide", "models.md").read_text()
-    for flag in ("--batch-size", "--mixture", "--pseudo-inputs", "--elbo analytic", "conditional=False",
+    for flag in ("--batch-size", "--mixture", "--pseudo-inputs", "conditional=False",
                  "--prior vamp", "--baseline-epochs"):  # fmt: skip
         assert flag in listed.split("## What stays refused")[1], flag
 
@@ -172,22 +200,26 @@ def test_at_most_seven_refusals_remain_each_in_the_docs():
 def test_an_unset_option_takes_the_value_the_rest_allows():
     """An option the user did not give never makes a combination fail (issue 26): it takes the value
     the other options allow, and the config records the value taken."""
-    assert Config().elbo == "analytic" and Config(stochastic_layers=2).elbo == "trace"
+    assert Config().elbo == "analytic" and Config(stochastic_layers=5).elbo == "analytic"
     assert Config(labels=100).conditional is True and Config().conditional is False
     assert Config(visible_quadrants=1).baseline_epochs == 3
     assert Config(visible_quadrants=1, epochs=3).baseline_epochs == 2
     assert Config(visible_quadrants=1, epochs=2).baseline_epochs == 1
 
 
-def test_two_layers_with_elbo_unset_train_with_trace_and_the_epoch_line_says_so(tmp_path, data_root):
+def test_a_hierarchy_trains_with_the_mean_field_elbo_and_reports_every_groups_active_units(tmp_path, data_root):
     from conftest import run_here
 
-    result = run_here("train", "--stochastic-layers", "2", "--hidden-dims", "32", "--z-dim", "4", "--top-z-dim", "2",
-                     "--subset", "512", "--epochs", "1", "--device", "cpu", "--quiet", "--no-plot",
-                     "--out", tmp_path / "run")  # fmt: skip
+    result = run_here("train", "--stochastic-layers", "3", "--hidden-dims", "32", "--z-dim", "4",
+                      "--subset", "512", "--epochs", "1", "--device", "cpu", "--quiet", "--no-plot",
+                      "--out", tmp_path / "run")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "train elbo (trace)" in result.stdout, result.stdout
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["elbo"] == "trace"
+    assert "train elbo (analytic)" in result.stdout, result.stdout
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["elbo"] == "analytic"
+    evaluation = run_here("evaluate", tmp_path / "run", "--k", "2", "--no-fid", "--json", "--device", "cpu")
+    assert evaluation.returncode == 0, evaluation.stderr
+    groups = json.loads(evaluation.stdout)["active_units_groups"]
+    assert len(groups) == 3 and all(0 <= count <= dim for count, dim in zip(groups, (4, 2, 2)))
 
 
 @pytest.mark.slow
@@ -200,7 +232,7 @@ def test_every_variant_composed_trains_resumes_exactly_evaluates_samples_and_plo
 
     variant = ["--stochastic-layers", "2", "--prior", "vamp", "--posterior", "iaf", "--objective", "iwae",
                "--particles", "3", "--elbo", "trace", "--pseudo-inputs", "20", "--hidden-dims", "64",
-               "--z-dim", "8", "--top-z-dim", "4", "--device", "cpu", "--quiet", "--no-plot",
+               "--z-dim", "8", "--upper-z-dims", "4", "--device", "cpu", "--quiet", "--no-plot",
                "--subset", "3000"]  # plumbing and exact resume: 3,000 training and test digits do  # fmt: skip
     env = {"PYRO_VAE_DATA": str(data_root), "PYRO_VAE_RUNS": str(tmp_path / "runs")}
     whole = run_here("train", "--epochs", "2", "--out", tmp_path / "whole", *variant, env_extra=env)
