@@ -15,7 +15,7 @@ from .options import config_options, flag_of, given, launch_elsewhere, nproc_opt
 @config_options(
     "epochs", "batch_size", "learning_rate", "optimizer", "lr_schedule", "lr_warmup", "grad_clip", "ema", "seed", "z_dim", "hidden_dims", "activation", "network",
     "conv_channels", "dataset",
-    "image_size", "channels", "test_fraction", "validation", "subset", "likelihood", "mixture", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "prior", "pseudo_inputs",
+    "image_size", "channels", "test_fraction", "validation", "subset", "likelihood", "mixture", "normal_scale", "elbo", "objective", "particles", "beta", "kl_warmup", "free_bits", "prior", "pseudo_inputs",
     "posterior", "flows", "stochastic_layers", "upper_z_dims", "conditional", "labels", "classifier_weight", "label_scale",
     "label_every_layer", "visible_quadrants", "baseline_epochs", "init_from",
     "fast", "device", "data_dir",

@@ -190,7 +190,7 @@ def complete(vae, x: torch.Tensor, draws: int, generator: torch.Generator) -> di
     """For images x (n, C*H*W): the visible input (hidden pixels grey), the baseline's prediction and
     ``draws`` CVAE completions per image, z ~ p(z | c) decoded to its mean, each (n, ..., C, H, W) in
     [0, 1] with the visible pixels as given. The z are drawn from the CPU ``generator`` (z ~ p(z | c),
-    or with two layers z2 ~ p(z2 | c), z1 ~ p(z1 | z2))."""
+    or in a hierarchy z_N ~ p(z_N | c), then each group below given those above)."""
     completion = completion_of(vae)
     visible, hidden = completion.visible, completion.hidden
     condition = completion.condition(x)

@@ -71,8 +71,9 @@ class Config:
                                          "(Loshchilov & Hutter 2017).", choices=LR_SCHEDULES)  # fmt: skip
     lr_warmup: int = hyper(0, "Epochs over which the learning rate rises linearly from 0 (Goyal et al. 2017).",
                            minimum=0)  # fmt: skip
-    grad_clip: float | None = hyper(None, "Clip the gradients' global norm to this, and skip an update whose norm "
-                                          "is not finite (VDVAE, Child 2021) [default: no clip].",
+    grad_clip: float | None = hyper(None, "Clip the global norm of the gradient of the batch's summed loss (some 3,000-"
+                                          "6,000 for 128 MNIST digits) to this, and skip an update whose norm is not "
+                                          "finite (VDVAE, Child 2021) [default: no clip].",
                                     kind=float, positive=True)  # fmt: skip
     ema: float | None = hyper(None, "Keep an exponential moving average of the weights with this decay, e.g. 0.999, "
                                     "for evaluation and sampling (VDVAE) [default: none].", kind=float,
@@ -125,6 +126,9 @@ class Config:
                         positive=True)  # fmt: skip
     kl_warmup: int = hyper(0, "Epochs over which the KL's weight rises linearly from 0 to --beta "
                               "(Sonderby et al. 2016).", minimum=0)  # fmt: skip
+    free_bits: float = hyper(0.0, "Free bits: the ELBO counts each latent group's KL, averaged over the batch, as "
+                                  "no less than this many nats (Kingma et al. 2016), so no group collapses.",
+                             minimum=0.0)  # fmt: skip
     prior: str = hyper("normal", "normal: N(0, I); vamp: the VampPrior, a mixture of q(z|u_k) over "
                                  "--pseudo-inputs learned inputs (Tomczak & Welling 2018); with --conditional "
                                  "each input carries a class and p(z|y) mixes those of class y.",
@@ -265,6 +269,9 @@ class Config:
                and self.pseudo_inputs < self.num_classes,
                f"--pseudo-inputs {self.pseudo_inputs} with --conditional: each of the {self.num_classes} classes needs "
                f"at least one pseudo-input of its own")  # fmt: skip
+        yield (self.free_bits > 0 and (self.objective == "iwae" or self.labels is not None),
+               f"--free-bits {self.free_bits:g} floors each latent group's KL term of the ELBO; the IWAE bound and "
+               f"M2's bound with y summed out have no such term: drop --objective iwae or --labels")  # fmt: skip
         yield (self.labels is not None and not self.conditional,
                f"--labels {self.labels} trains M2, a conditional model (y enters its networks): "
                f"conditional=False contradicts it")  # fmt: skip
@@ -302,9 +309,8 @@ class Config:
         values = dict(values)
         # the bottom-up two-layer model (top: --top-z-dim) was replaced by the top-down hierarchy
         if values.pop("top_z_dim", None) is not None and values.get("stochastic_layers") == 2:
-            raise PyroVAEError("this run has the bottom-up two-layer model (q(z1|x) q(z2|z1)) of pyro-vae before "
-                               "2026-12-08, which the top-down hierarchy replaced: train it again with "
-                               "--stochastic-layers 2")  # fmt: skip
+            raise PyroVAEError("this run has the bottom-up two-layer model (q(z1|x) q(z2|z1)) that the top-down "
+                               "hierarchy replaced on 2026-12-07: train it again with --stochastic-layers 2")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -354,22 +360,6 @@ def check_value(name: str, value, description) -> None:
         raise PyroVAEError(f"{name} must be true or false, got {value!r}")
     elif kind in (str, Path) and not isinstance(value, str):
         raise PyroVAEError(f"{name} must be a string, got {value!r}")
-
-
-def command_line(config: Config, out: str | None = None) -> str:
-    """The `pyro-vae train` command that makes ``config``: its flags for every field that differs
-    from the default (where a run lives, data_dir, is left out)."""
-    default, words = Config(), ["pyro-vae", "train"]
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if value == getattr(default, field.name) or field.name == "data_dir" or field.metadata["derived"]:
-            continue
-        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
-        if field.metadata["kind"] is bool:
-            words.append(flag if value else field.metadata["secondary"])
-        else:
-            words += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
-    return " ".join(words + (["--out", out] if out else []))
 
 
 def _parse_image_size(text: str) -> tuple[int, int] | None:

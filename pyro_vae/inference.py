@@ -46,7 +46,7 @@ class ClassicSVI(SVI):
 
     def __init__(self, vae: VAE, config: Config, objective: Objective, world: World = SINGLE, steps_per_epoch: int = 1):
         self.objective, self.current_step, self.config, self.steps_per_epoch = objective, 1, config, steps_per_epoch
-        optim = (pyro.optim.Adamax if config.optimizer == "adamax" else Adam)({"lr": self._learning_rate})
+        optim = (pyro.optim.Adamax if config.optimizer == "adamax" else Adam)(self._learning_rate)
         super().__init__(vae.model, vae.guide, optim, loss=self._loss, loss_and_grads=self._loss_and_grads)
         self.parameters = list(vae.parameters())
         self.average = WeightAverage(vae, config.ema) if config.ema is not None else None
@@ -218,6 +218,7 @@ def _step(svi, step: int, x, y) -> float:
         # (z_scale, logits) that is NaN, infinite or out of its support.
         if "invalid values" not in str(error):
             raise
+        svi.skipped += 1  # no update was made (with --grad-clip the epoch goes on)
         return float("nan")
 
 

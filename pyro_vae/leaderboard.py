@@ -16,11 +16,12 @@ leaderboard of many runs at k=5000 costs one evaluation per new run, not one per
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from .checkpoint import weights_fingerprint
-from .config import Config, command_line
+from .config import Config
 from .sources.named import MNIST_SHAPE
 from .evaluation import evaluate, judged_figures
 from .likelihoods import SCORED
@@ -252,3 +253,19 @@ def write_leaderboard(rows: list[dict], out: Path) -> list[Path]:
 
     leaderboard_figure(comparable_groups(rows), out / "leaderboard.png")
     return [out / "leaderboard.json", out / "leaderboard.md", out / "leaderboard.png"]
+
+
+def command_line(config: Config, out: str | None = None) -> str:
+    """The `pyro-vae train` command that makes ``config``: its flags for every field that differs
+    from the default (where a run lives, data_dir, is left out)."""
+    default, words = Config(), ["pyro-vae", "train"]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value == getattr(default, field.name) or field.name == "data_dir" or field.metadata["derived"]:
+            continue
+        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        if field.metadata["kind"] is bool:
+            words.append(flag if value else field.metadata["secondary"])
+        else:
+            words += [flag, ",".join(map(str, value)) if isinstance(value, tuple) else str(value)]
+    return " ".join(words + (["--out", out] if out else []))

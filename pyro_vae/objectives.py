@@ -49,6 +49,7 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.infer import ELBO, Trace_ELBO, TraceEnum_ELBO, TraceMeanField_ELBO, config_enumerate
+from pyro.poutine.util import site_is_subsample
 
 from .config import Config
 from .data import Split, binarize, one_hot
@@ -83,7 +84,23 @@ def _site_log_probs(trace) -> dict[str, torch.Tensor]:
     }
 
 
-class IWAE:
+class DifferentiableLoss:
+    """A Pyro-style loss (``loss``, ``loss_and_grads``) from its ``differentiable_loss``."""
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return loss.item()
+
+
+class IWAE(DifferentiableLoss):
     """The importance-weighted bound as a Pyro-style loss (``loss``, ``loss_and_grads``), K draws per
     image in one batched pass, gradients through the reparametrized draws (Burda et al. 2015)."""
 
@@ -95,14 +112,45 @@ class IWAE:
         bounds = torch.logsumexp(log_weights, dim=0) - math.log(self.particles)
         return -bounds.sum()
 
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return loss.item()
+class FreeBits(DifferentiableLoss):
+    """The ELBO with each latent group's KL counted as no less than lambda nats (``--free-bits``,
+    Kingma et al. 2016):
+
+        L_lambda = E_q[log p(x | z)] - sum_l max(lambda, E_batch[KL(q(z_l | ...) || p(z_l | ...))]),
+
+    the KL of group l averaged over the batch, so a group below lambda nats gets no gradient that would
+    push it lower and stays in use. Each KL is in closed form where Pyro has one (``analytic``), else
+    log q - log p at the guide's draw; a site's ``poutine.scale`` (the KL weight) multiplies its term.
+    With ``particles`` K the draws run under a particle plate and every term is their mean. Evaluation
+    and the held-out ELBO score the true ELBO."""
+
+    def __init__(self, free_bits: float, analytic: bool, particles: int = 1):
+        self.free_bits, self.analytic, self.particles = free_bits, analytic, particles
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        with pyro.plate("particles", self.particles, dim=-2):
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        loss = 0.0
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site):  # the plates' own sites
+                continue
+            if site["is_observed"]:
+                loss = loss - (site["fn"].log_prob(site["value"]) * site["scale"]).sum() / self.particles
+                continue
+            posterior = guide_trace.nodes[name]
+            kl = self._kl(posterior["fn"], site["fn"], posterior["value"])  # (particles, images)
+            loss = loss + site["scale"] * kl.shape[-1] * kl.mean().clamp(min=self.free_bits)
+        return loss
+
+    def _kl(self, posterior, prior, value) -> torch.Tensor:
+        if self.analytic:
+            try:
+                return torch.distributions.kl_divergence(posterior, prior)
+            except NotImplementedError:
+                pass
+        return posterior.log_prob(value) - prior.log_prob(value)
 
 
 class LabelsImportanceWeighted(IWAE):
@@ -286,6 +334,8 @@ def _objective(config: Config, steps_per_epoch: int, labeled: Split | None, clas
         return Objective(loss, config.beta, warmup)
     if config.objective == "iwae":
         return Objective(IWAE(config.particles), config.beta, warmup)
+    if config.free_bits > 0:
+        return Objective(FreeBits(config.free_bits, config.elbo == "analytic", config.particles), config.beta, warmup)
     return Objective(elbo_estimator(config.elbo, config.particles), config.beta, warmup)
 
 

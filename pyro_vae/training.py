@@ -266,6 +266,8 @@ def _summary(record: dict, config: Config) -> str:
     --objective iwae, the beta-weighted ELBO during a warm-up, with the estimator named), the test column
     the ELBO."""
     trained = f"train iwae-{config.particles}" if config.objective == "iwae" else f"train elbo ({config.elbo})"
+    if config.free_bits > 0 and config.objective == "elbo":
+        trained = f"train elbo, {config.free_bits:g} free bits ({config.elbo})"
     if config.labels is not None:
         trained = "train M2 objective"  # labeled and unlabeled ELBOs plus the classifier term
     if config.visible_quadrants is not None and record["epoch"] <= config.baseline_epochs:
