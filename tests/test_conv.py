@@ -132,7 +132,7 @@ VARIANTS = {
     "plain": [],
     "conditional": ["--conditional"],
     "iwae-vamp": ["--objective", "iwae", "--particles", "3", "--prior", "vamp", "--pseudo-inputs", "10"],
-    "iaf-two-layers": ["--posterior", "iaf", "--stochastic-layers", "2", "--elbo", "trace", "--upper-z-dims", "2"],
+    "iaf-two-groups": ["--posterior", "iaf", "--stochastic-layers", "2", "--elbo", "trace", "--upper-z-dims", "2"],
     "semi-supervised": ["--conditional", "--labels", "100"],
     "completion": ["--visible-quadrants", "2", "--baseline-epochs", "1", "--epochs", "2"],
     "beta-warmup": ["--beta", "0.5", "--kl-warmup", "1"],

@@ -53,7 +53,9 @@ PIECES = {
     "semi-supervised": {"labels": 100, "conditional": True},
     "completion": {"visible_quadrants": 2, "baseline_epochs": 1, "epochs": 2},
     "iwae-vamp": {"objective": "iwae", "particles": 3, "prior": "vamp", "pseudo_inputs": 20},
-    "iaf-two-layers": {"posterior": "iaf", "stochastic_layers": 2, "elbo": "trace"},
+    "iaf-two-groups": {"posterior": "iaf", "stochastic_layers": 2, "elbo": "trace"},
+    "deep-with-practice": {"stochastic_layers": 3, "prior": "vamp", "pseudo_inputs": 20, "free_bits": 0.1,
+                           "ema": 0.99, "grad_clip": 5000.0, "lr_schedule": "cosine", "optimizer": "adamax"},
     "conditional-classic-svi": {"conditional": True, "fast": False},
 }
 
