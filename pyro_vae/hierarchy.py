@@ -54,9 +54,9 @@ class BottomUp(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(levels - 1))
         self.top = nn.Linear(width, top_outputs)
 
-    def forward(self, encoded: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(the top posterior's inputs, [h_1, ..., h_N])."""
-        features = [self.activation(encoded)]
+    def forward(self, encoder, x: torch.Tensor, condition: torch.Tensor | None = None):
+        """(the top posterior's inputs, [h_1, ..., h_N]), ``encoder`` the run's encoder network."""
+        features = [self.activation(encoder(x, condition))]
         for layer in self.layers:
             features.append(self.activation(layer(features[-1])))
         return self.top(features[-1]), features

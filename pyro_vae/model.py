@@ -35,6 +35,7 @@ from .errors import PyroVAEError
 from .likelihoods import likelihood_for
 from .data import one_hot
 from .networks import Decoder, Encoder, image_generator, image_network, last_width
+from .conv_hierarchy import ConvBottomUp, SpatialDecoder, conv_top_down_groups, group_levels, group_sizes
 from .hierarchy import BottomUp, top_down_groups
 from .posteriors import closed_form_kl, posterior_for
 from .priors import prior_for
@@ -74,21 +75,26 @@ class VAE(nn.Module):
         )
         self.observation = likelihood_for(config)
         dims = config.group_dims
-        self.latent_posterior = posterior_for(config, dims[-1])
-        # N >= 2 groups (hierarchy.py): the encoder gives features, a bottom-up pass the features of every
-        # level and the top posterior's inputs, and the groups below the top share one top-down path,
-        # half as wide as the last layer of the run's own network. A label enters that path as it enters
-        # the encoder and decoder (an image condition does not: it reaches z through the prior network
-        # and the decoder).
-        width, deep = max(1, last_width(config) // 2), len(dims) > 1
-        encoder_outputs = width if deep else self.latent_posterior.encoder_outputs()
-        self.encoder = Encoder(image_network(config, encoder_outputs, **shared))
-        self.decoder = Decoder(image_generator(config, config.z_dim, config.decoder_outputs, **shared))
-        self.latent_prior = self._prior_piece(config, dims[-1])
+        deep, maps = len(dims) > 1, len(dims) > 1 and config.network == "conv"
+        sizes = group_sizes(config) if maps else dims  # each group's flattened size
+        self.latent_size = sizes[0]  # what the decoder reads: z, or z_1
+        self.latent_posterior = posterior_for(config, sizes[-1])
+        # N >= 2 groups: a bottom-up pass gives the features of every level and the top posterior's
+        # inputs, and the groups below the top share one top-down path (hierarchy.py: fully connected
+        # cells half as wide as the last hidden layer, on the encoder's features; conv_hierarchy.py:
+        # maps at the conv encoder's levels). A label enters that path as it enters the encoder and
+        # decoder (an image condition does not: it reaches z through the prior network and the decoder).
+        width = max(1, last_width(config) // 2)
         top_outputs = self.latent_posterior.encoder_outputs()
-        self.bottom_up = nn.ModuleList([BottomUp(width, len(dims), top_outputs, config.activation)] if deep else [])
+        self.encoder = Encoder(image_network(config, width if deep and not maps else top_outputs, **shared))
+        decoder = SpatialDecoder(config, config.decoder_outputs, **shared) if maps else None
+        self.decoder = Decoder(decoder or image_generator(config, config.z_dim, config.decoder_outputs, **shared))
+        self.latent_prior = self._prior_piece(config, sizes[-1])
+        bottom_up = ConvBottomUp(group_levels(len(config.conv_channels), len(dims))) if maps else None
+        self.bottom_up = nn.ModuleList([bottom_up or BottomUp(width, len(dims), top_outputs, config.activation)] if deep else [])
         labels = classes if config.conditional else 0
-        self.downward = nn.ModuleList(top_down_groups(config, dims, width, labels) if deep else [])
+        groups = conv_top_down_groups(config, labels) if maps else top_down_groups(config, dims, width, labels)
+        self.downward = nn.ModuleList(groups if deep else [])
         self.top_site = f"z_{len(dims)}" if deep else "z"
 
     def _prior_piece(self, config: Config, top_dim: int) -> nn.Module:
@@ -116,10 +122,9 @@ class VAE(nn.Module):
 
     def _bottom_up(self, x: torch.Tensor, condition: torch.Tensor | None):
         """(q(z_N | x[, y]), [h_1, ..., h_N]) for a hierarchy; (q(z | x[, y]), []) for one group."""
-        encoded = self.encoder(x, condition)
         if not self.bottom_up:
-            return self.latent_posterior(encoded), []
-        top, features = self.bottom_up[0](encoded)
+            return self.latent_posterior(self.encoder(x, condition)), []
+        top, features = self.bottom_up[0](self.encoder.net, x, condition)
         return self.latent_posterior(top), features
 
     def likelihood(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> dist.Distribution:

@@ -179,17 +179,27 @@ class ConvEncoder(nn.Module):
         return nn.functional.pad(flat.reshape(*flat.shape[:-1], *self.image_shape), self.padding)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.feature_maps(x, condition)[-1], condition)
+
+    def feature_maps(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """The activated map after each convolution, (..., channels_k, H'/2^k, W'/2^k) for k = 1..K."""
         hidden = self.image(x)
         if self.condition_is_image:
             leading = torch.broadcast_shapes(x.shape[:-1], condition.shape[:-1])
             hidden = torch.cat([hidden.expand(*leading, *hidden.shape[-3:]),
                                 self.image(condition).expand(*leading, *hidden.shape[-3:])], dim=-3)  # fmt: skip
+        maps = []
         for index, conv in enumerate(self.convs):
             hidden = _convolve(conv, hidden)
             if index < len(self.label_biases):
                 hidden = _label_bias(self.label_biases[index], hidden, condition)
             hidden = self.activation(hidden)
-        features = hidden.flatten(-3)
+            maps.append(hidden)
+        return maps
+
+    def head(self, last_map: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The linear layer over the last map (and the label, where it reads one)."""
+        features = last_map.flatten(-3)
         if self.linear_conditioned:
             return conditioned_linear(self.out, features, condition)
         return self.out(features)

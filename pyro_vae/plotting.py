@@ -320,7 +320,7 @@ def interpolation_figure(run, test, path: Path, generator) -> Path:
     labels_first = test.labels[ends[0].to(test.labels.device)]
     z_loc = [_encode(run, test.batch(end), labels_first)[0] for end in ends]
     t = torch.linspace(0, 1, INTERPOLATION_STEPS, device=z_loc[0].device).reshape(1, -1, 1)
-    z = ((1 - t) * z_loc[0][:, None] + t * z_loc[1][:, None]).reshape(-1, run.config.z_dim)
+    z = ((1 - t) * z_loc[0][:, None] + t * z_loc[1][:, None]).reshape(-1, run.vae.latent_size)
     condition = None
     if run.config.conditional:
         condition = run.vae.one_hot(labels_first.repeat_interleave(INTERPOLATION_STEPS).to(run.device))
@@ -389,7 +389,7 @@ def plot_run(run, out_dir: Path | None = None, seed: int = 0, data_dir: str | No
         return paths + [completion_figure(run, held_out, out_dir / "completion.png", generator)]
     paths.append(reconstruction_figure(run, held_out, out_dir / "reconstructions.png", generator))
     paths.append(latent_figure(run, held_out, out_dir / "latent.png"))
-    if config.z_dim == 2:
+    if run.vae.latent_size == 2:
         paths.append(manifold_figure(run, out_dir / "manifold.png"))
     paths.append(interpolation_figure(run, held_out, out_dir / "interpolations.png", generator))
     if config.conditional:

@@ -127,7 +127,7 @@ def test_a_hierarchys_weight_is_the_whole_top_down_chain():
     z3, z2, z1 = (guide.nodes[f"z_{level}"]["value"][0] for level in (3, 2, 1))
     assert (z3.shape[-1], z2.shape[-1], z1.shape[-1]) == (2, 3, 4)
     with torch.no_grad():
-        _, features = vae.bottom_up[0](vae.encoder(x))
+        _, features = vae.bottom_up[0](vae.encoder.net, x)
         upper, lower = vae.downward  # z_2's group, then z_1's
         state_2 = upper.step(torch.cat([z3, torch.zeros(6, upper.width)], -1))
         state_1 = state_2 + lower.step(torch.cat([z2, state_2], -1))
