@@ -104,7 +104,8 @@ class ConvTopDownGroup(nn.Module):
 
     def state(self, z_above: torch.Tensor, state_above: torch.Tensor | None,
               condition: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-        """s' = s_{l+1} + C_l([s_{l+1}, z_{l+1}][, y]), brought to this group's level."""
+        """``s' = s_{l+1} + C_l([s_{l+1}, z_{l+1}], y)`` (y where the run reads a label), brought to this
+        group's level."""
         z_map = _as_map(z_above, self.above_dim, self.above_side)
         if state_above is None:  # the state carried from the top group: s_N = 0
             state_above = z_map.new_zeros(*z_map.shape[:-3], self.width, *self.above_side)
