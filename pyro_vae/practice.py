@@ -36,9 +36,9 @@ def make_optimizer(config: Config, parameters: list[torch.Tensor]) -> torch.opti
     """torch's Adam with its fused kernel, or Adamax (Kingma & Ba 2015, sec. 7.1: the infinity norm
     in place of the second moment; NVAE trains with it) with its multi-tensor one (it has no fused).
 
-    Fused, Adam's update of the 2.2 million weights of a three-group model took 1.9 ms against 11.7 for
-    the foreach kernel and 8.3 for one tensor at a time, on the 2-core AMD EPYC (2026-12-07), the same
-    update to float rounding (6e-8 after 100 steps). A checkpoint's optimizer state carries its kernel:
+    Fused, Adam's update of the 2.2 million weights of a three-group model took 2.74 ms against 14.67
+    for the foreach kernel and 10.41 for one tensor at a time, on the 2-core AMD EPYC
+    (bench/optimizer_kernels.py, 2026-12-08), the same update to float rounding (6e-8 after 100 steps). A checkpoint's optimizer state carries its kernel:
     a run saved with foreach resumes with foreach, draw for draw."""
     if config.optimizer == "adamax":
         return torch.optim.Adamax(parameters, lr=config.learning_rate, foreach=True)

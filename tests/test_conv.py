@@ -140,7 +140,6 @@ VARIANTS = {
     "beta-warmup": ["--beta", "0.5", "--kl-warmup", "1"],
     "logistic-mixture": ["--likelihood", "discretized-logistic", "--mixture", "3"],
     "conditional-groups-of-maps": ["--stochastic-layers", "3", "--conditional"],
-    "semi-supervised-groups-of-maps": ["--stochastic-layers", "2", "--conditional", "--labels", "100"],
     "completion-groups-of-maps": ["--visible-quadrants", "2", "--baseline-epochs", "1", "--epochs", "2",
                                   "--stochastic-layers", "2"],
 }
