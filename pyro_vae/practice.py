@@ -38,8 +38,9 @@ def make_optimizer(config: Config, parameters: list[torch.Tensor]) -> torch.opti
 
     Fused, Adam's update of the 2.2 million weights of a three-group model took 2.74 ms against 14.67
     for the foreach kernel and 10.41 for one tensor at a time, on the 2-core AMD EPYC
-    (bench/optimizer_kernels.py, 2026-12-08), the same update to float rounding (6e-8 after 100 steps). A checkpoint's optimizer state carries its kernel:
-    a run saved with foreach resumes with foreach, draw for draw."""
+    (bench/optimizer_kernels.py, 2026-12-08); the update is elementwise, the same function whatever
+    the kernel. A checkpoint's optimizer state carries its kernel: a run saved with foreach resumes
+    with foreach, draw for draw."""
     if config.optimizer == "adamax":
         return torch.optim.Adamax(parameters, lr=config.learning_rate, foreach=True)
     return torch.optim.Adam(parameters, lr=config.learning_rate, fused=True)
