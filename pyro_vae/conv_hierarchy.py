@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .errors import PyroVAEError
-from .hierarchy import LOG_SCALE_LIMIT
+from .hierarchy import relative_gaussian
 from .networks import ACTIVATIONS, _convolve, _label_bias, padded_side
 
 
@@ -55,10 +55,9 @@ def _as_map(flat: torch.Tensor, channels: int, side: tuple[int, int]) -> torch.T
 
 
 def _gaussian_map(outputs: torch.Tensor, loc=0.0, log_scale=0.0) -> dist.Distribution:
-    """N(loc + a, diag exp(log_scale + b)^2) over the flattened map, from outputs (..., 2 d, h, w)."""
-    shift, log_scale_shift = outputs.chunk(2, dim=-3)
-    total_log_scale = (log_scale + log_scale_shift).clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)
-    return dist.Normal((loc + shift).flatten(-3), total_log_scale.exp().flatten(-3)).to_event(1)
+    """``hierarchy.relative_gaussian`` over the flattened map, from outputs (..., 2 d, h, w)."""
+    flat = [part.flatten(-3) if torch.is_tensor(part) else part for part in (*outputs.chunk(2, dim=-3), loc, log_scale)]
+    return relative_gaussian(*flat)
 
 
 class ConvBottomUp(nn.Module):

@@ -37,11 +37,16 @@ from .networks import ACTIVATIONS, ConditionedMLP, concatenate
 LOG_SCALE_LIMIT = 12.0
 
 
-def _gaussian(outputs: torch.Tensor, dim: int, loc=0.0, log_scale=0.0) -> dist.Distribution:
-    """N(loc + a, diag exp(log_scale + b)^2) from outputs (..., 2 dim) = [a, b], log-scale clamped."""
-    shift, log_scale_shift = outputs.split([dim, dim], dim=-1)
+def relative_gaussian(shift: torch.Tensor, log_scale_shift: torch.Tensor, loc=0.0, log_scale=0.0) -> dist.Distribution:
+    """N(loc + shift, diag exp(log_scale + log_scale_shift)^2) over the last dimension, the log-scale
+    clamped to +-LOG_SCALE_LIMIT: a group's prior (loc = log_scale = 0) or its posterior relative to it."""
     total_log_scale = (log_scale + log_scale_shift).clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)
     return dist.Normal(loc + shift, total_log_scale.exp()).to_event(1)
+
+
+def _gaussian(outputs: torch.Tensor, dim: int, loc=0.0, log_scale=0.0) -> dist.Distribution:
+    """``relative_gaussian`` from outputs (..., 2 dim) = [shift, log-scale shift]."""
+    return relative_gaussian(*outputs.split([dim, dim], dim=-1), loc, log_scale)
 
 
 class BottomUp(nn.Module):
