@@ -1,4 +1,5 @@
-"""``pyro-vae``: train, sample, evaluate, compare, plot and list runs from the command line."""
+"""``pyro-vae``: train, sample, evaluate, compare, plot and list runs, and encode, reconstruct and score
+images with one, from the command line."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .compare import compare_command
 from .complete import complete_command
 from .evaluate import evaluate_command
 from .leaderboard import leaderboard_command
+from .per_image import encode_command, reconstruct_command, score_command
 from .plot import plot_command
 from .runs import runs_command
 from .sample import sample_command
@@ -38,6 +40,9 @@ cli.add_command(plot_command)
 cli.add_command(runs_command)
 cli.add_command(leaderboard_command)
 cli.add_command(complete_command)
+cli.add_command(encode_command)
+cli.add_command(reconstruct_command)
+cli.add_command(score_command)
 
 
 def _one_line(message, limit: int = 400) -> str:

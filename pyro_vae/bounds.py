@@ -83,11 +83,16 @@ def dequantize(grey: torch.Tensor | Split, seed: int) -> torch.Tensor | Split:
     return (torch.round(grey * 255) + noise) / 256
 
 
-def bits_per_dim(log_likelihood: float, dequantized: bool, pixels: int) -> float:
+def image_log_probability(log_likelihood, dequantized: bool, pixels: int):
+    """log P(x) of the stored (8-bit or binarized) image: the bound itself, or with dequantization
+    E[log p(u)] - D log 256 (a float or a tensor of them)."""
+    return log_likelihood - (pixels * math.log(256) if dequantized else 0.0)
+
+
+def bits_per_dim(log_likelihood, dequantized: bool, pixels: int):
     """-log2 P(x) / D over the D = C*H*W subpixels; with dequantization, the 8-bit image's bound:
     8 - E[log p(u)] / (D ln 2)."""
-    log_probability = log_likelihood - (pixels * math.log(256) if dequantized else 0.0)
-    return -log_probability / (pixels * math.log(2))
+    return -image_log_probability(log_likelihood, dequantized, pixels) / (pixels * math.log(2))
 
 
 def split_bounds(vae: VAE, images: Split | torch.Tensor, labels: torch.Tensor | bool | None, k: int, batch_size: int,

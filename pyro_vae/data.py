@@ -150,11 +150,7 @@ def load_data(config: Config, device: torch.device, binarize: bool | None = None
     likelihood being Bernoulli."""
     binary = likelihood_for(config).data == "binarized" if binarize is None else binarize
     source = read_source(config, resolve_data_root(data_dir or config.data_dir))
-    if config.image_shape is not None and tuple(config.image_shape) != source.image_shape:
-        raise PyroVAEError(
-            f"{config.dataset} now gives images of shape {list(source.image_shape)} (C, H, W), but the run was "
-            f"trained on {list(config.image_shape)}; pass the run's --image-size and --channels, or retrain"
-        )  # fmt: skip
+    _check_shape(config, source.image_shape)
     train, test = _train_and_test(config, source)
     validation = None
     if config.validation:
@@ -183,12 +179,60 @@ def _train_and_test(config: Config, source) -> tuple[Split, Split]:
     train = _subset(_split_of(source.train_images, source.train_labels), config.subset)
     if source.test_images is not None:
         return train, _subset(_split_of(source.test_images, source.test_labels), config.subset)
-    held_out = max(1, round(len(train) * config.test_fraction))
-    if held_out >= len(train):
-        raise PyroVAEError(f"{config.dataset} has {len(train)} images: too few to hold out a test split; "
+    kept, held_out = _held_out(config, len(train))
+    return train.take(kept), train.take(held_out)
+
+
+def _held_out(config: Config, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held out) indices, each sorted, of a source without its own test split."""
+    held_out = max(1, round(count * config.test_fraction))
+    if held_out >= count:
+        raise PyroVAEError(f"{config.dataset} has {count} images: too few to hold out a test split; "
                            f"bring more images or lower --test-fraction")  # fmt: skip
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    return train.take(order[held_out:].sort().values), train.take(order[:held_out].sort().values)
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return order[held_out:].sort().values, order[:held_out].sort().values
+
+
+def load_split(config: Config, which: str, device: torch.device, data_dir: str | None = None) -> tuple[Split, list | None]:
+    """One split of ``config.dataset`` whole, for use image by image (encode, reconstruct, score), and
+    a folder's file names in its order (else None). ``which``: ``test`` and ``train`` as training cuts
+    them (``--validation`` and ``--subset`` aside: every image of the split), ``all`` every image (a
+    source's own train then test split; else the source in its order), ``auto`` the test split of a
+    source that has its own, else all. Binarized once with the fixed
+    seed for a Bernoulli likelihood, as ``evaluate`` binarizes the test split."""
+    source = read_source(config, resolve_data_root(data_dir or config.data_dir))
+    _check_shape(config, source.image_shape)
+    whole = _split_of(source.train_images, source.train_labels)
+    names = list(source.train_names) if source.train_names is not None else None
+    if source.test_images is not None:
+        parts = {"train": [(whole, names)], "test": [(_split_of(source.test_images, source.test_labels),
+                 list(source.test_names) if source.test_names is not None else None)]}  # fmt: skip
+        parts["all"] = parts["train"] + parts["test"]
+    else:
+        kept, held_out = _held_out(config, len(whole))
+        parts = {"all": [(whole, names)], **{key: [(whole.take(index), names and [names[i] for i in index.tolist()])]
+                 for key, index in (("train", kept), ("test", held_out))}}  # fmt: skip
+    which = ("test" if source.test_images is not None else "all") if which == "auto" else which
+    placed = [(_place(split, device), split_names) for split, split_names in parts[which]]
+    split = placed[0][0] if len(placed) == 1 else _joined([split for split, _ in placed], config.dataset)
+    names = None if any(split_names is None for _, split_names in placed) else sum((n for _, n in placed), [])
+    binary = likelihood_for(config).data == "binarized"
+    return (binarize_fixed(split) if binary else split), names
+
+
+def _joined(splits: list[Split], dataset: str) -> Split:
+    if any(isinstance(split.images, DiskImages) for split in splits):
+        raise PyroVAEError(f"{dataset} is larger than the memory limit: take --split train and --split test one "
+                           f"at a time")  # fmt: skip
+    return Split(torch.cat([split.images for split in splits]), torch.cat([split.labels for split in splits]))
+
+
+def _check_shape(config: Config, shape: tuple[int, int, int]) -> None:
+    if config.image_shape is not None and tuple(config.image_shape) != shape:
+        raise PyroVAEError(
+            f"{config.dataset} now gives images of shape {list(shape)} (C, H, W), but the run was "
+            f"trained on {list(config.image_shape)}; pass the run's --image-size and --channels, or retrain"
+        )  # fmt: skip
 
 
 def _hold_out_validation(config: Config, train: Split) -> tuple[Split, Split]:

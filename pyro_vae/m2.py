@@ -75,14 +75,20 @@ class SemiSupervisedVAE(VAE):
         return None if y is None else super().closed_form_kl(x, y)
 
     @torch.no_grad()
-    def posterior_means(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """E_q of every group given y, or with y hidden E_q[z | x] = sum_y q(y|x) E_q[z | x, y]: the
-        means of the model's own q(z|x), one encoder pass over the (classes * n) pairs."""
+    def posterior_parameters(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(E_q, sd_q) of every group given y, or with y hidden those of the model's own mixture
+        q(z | x) = sum_y q(y|x) q(z | x, y): the mean sum_y q(y|x) m_y and the standard deviation
+        sqrt(sum_y q(y|x) (s_y^2 + m_y^2) - mean^2), one encoder pass over the (classes * n) pairs."""
         if y is not None:
-            return super().posterior_means(x, y)
+            return super().posterior_parameters(x, y)
         classes, n = self.config.num_classes, x.shape[0]
         labels = torch.arange(classes, device=x.device).repeat_interleave(n)
         pairs = x.repeat(classes, *[1] * (x.dim() - 1))
         probabilities = self.classify(x).probs
-        return [torch.einsum("nc,cnd->nd", probabilities, means.reshape(classes, n, -1))
-                for means in super().posterior_means(pairs, self.one_hot(labels))]  # fmt: skip
+        mixtures = []
+        for means, scales in super().posterior_parameters(pairs, self.one_hot(labels)):
+            means, scales = means.reshape(classes, n, -1), scales.reshape(classes, n, -1)
+            mean = torch.einsum("nc,cnd->nd", probabilities, means)
+            second_moment = torch.einsum("nc,cnd->nd", probabilities, scales**2 + means**2)
+            mixtures.append((mean, (second_moment - mean**2).clamp_min(0).sqrt()))
+        return mixtures

@@ -220,19 +220,26 @@ class VAE(nn.Module):
     # --- what the figures and sampling use -----------------------------------------------------------
 
     @torch.no_grad()
+    def posterior_parameters(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(E_q, sd_q) of every group, the top first, each given the means above it: q(z_N | x), then
+        q(z_l | z_>l = their means, x) down to z_1 (q(z | x) alone for one group). A flow's are its
+        base's pushed through (``_mean``) and its base's scale."""
+        condition = self.condition(y, x)
+        top, features = self._bottom_up(x, condition)
+        parameters = [(_mean(top), _scale(top))]
+
+        def mean_of(group, state):
+            posterior = group.posterior(state, features[group.level - 1])
+            parameters.append((_mean(posterior), _scale(posterior)))
+            return parameters[-1][0]
+
+        self.descend(parameters[0][0], condition, mean_of)
+        return parameters
+
     def posterior_means(self, x: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
         """E_q of every group, the top first, each given the means above it: [E[z_N | x], ...,
         E[z_1 | z_>1, x]] ([E[z | x]] for one group)."""
-        condition = self.condition(y, x)
-        top, features = self._bottom_up(x, condition)
-        means = [_mean(top)]
-
-        def mean_of(group, state):
-            means.append(_mean(group.posterior(state, features[group.level - 1])))
-            return means[-1]
-
-        self.descend(means[0], condition, mean_of)
-        return means
+        return [mean for mean, _ in self.posterior_parameters(x, y)]
 
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The point a figure encodes an image to: E_q[z | x, y], or in a hierarchy z_1's mean given
@@ -240,9 +247,10 @@ class VAE(nn.Module):
         return self.posterior_means(x, y)[-1]
 
     @torch.no_grad()
-    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z, y] in [0, 1], the likelihood's mean (``Likelihood.mean``)."""
-        return self.observation.mean(self.decoder(z, self.condition(y)))
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None, x: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x | z, y] in [0, 1], the likelihood's mean (``Likelihood.mean``); ``x`` for a model whose
+        condition is read from the image (completion)."""
+        return self.observation.mean(self.decoder(z, self.condition(y, x)))
 
 
 def _mean(distribution: dist.Distribution) -> torch.Tensor:
@@ -253,3 +261,10 @@ def _mean(distribution: dist.Distribution) -> torch.Tensor:
             value = transform(value)
         return value
     return distribution.mean
+
+
+def _scale(distribution: dist.Distribution) -> torch.Tensor:
+    """The standard deviation, or for a flow its base's."""
+    if isinstance(distribution, dist.TransformedDistribution):
+        return distribution.base_dist.stddev
+    return distribution.stddev

@@ -93,6 +93,27 @@ class Run:
 
         return sample_images(self.vae, n=n, digit=digit, seed=seed)[0]
 
+    def encode(self, images, labels=None, samples: int = 0, seed: int = 0) -> dict:
+        """The posterior of each image, per latent site: ``{site}_loc``, ``{site}_scale`` (n, d), numpy
+        arrays; ``images`` uint8 or floats in [0, 1], (N, H, W), (N, H, W, C) or (N, C, H, W); a
+        conditional run needs ``labels``. See ``pyro_vae.per_image.encode``."""
+        from .per_image import as_split, encode
+
+        return encode(self, as_split(self, images, labels), samples=samples, seed=seed)
+
+    def reconstruct(self, images, labels=None) -> torch.Tensor:
+        """E[x | z = the posterior mean] of each image: (n, H, W), or (n, H, W, 3), in [0, 1]."""
+        from .per_image import as_split, reconstruct
+
+        return reconstruct(self, as_split(self, images, labels))
+
+    def score(self, images, labels=None, k: int = 100, scores=("nll", "complexity"), seed: int = 0, **options) -> dict:
+        """Per image: the IWAE bound ``log_likelihood``, ``bits_per_dim`` and the out-of-distribution
+        ``scores`` (higher: more out of distribution). See ``pyro_vae.per_image.score``."""
+        from .per_image import as_split, score
+
+        return score(self, as_split(self, images, labels), k=k, scores=tuple(scores), seed=seed, **options)
+
 
 def load_run(path: str | Path, device: str = "auto") -> Run:
     """Rebuild a run's VAE from its checkpoint, on ``device`` (``auto``: CUDA when present)."""

@@ -83,6 +83,8 @@ def test_every_readme_command_runs_as_typed(tmp_path, data_root, monkeypatch):
             assert re.fullmatch(r"pyro-vae, version \d+\.\d+\.\d+", stdout.strip()), stdout
     assert (tmp_path / "x.npy").is_file() and (tmp_path / "three.png").is_file()
     assert (tmp_path / "completion.png").is_file()
+    assert np.load(tmp_path / "codes.npz")["z_loc"].shape == (10000, 32) and (tmp_path / "recon.png").is_file()
+    assert (tmp_path / "scores.csv").read_text().count("\n") == 10001
     with Image.open(tmp_path / "mine.png") as image:  # 64 threes of 32x32, 8 to a row
         assert image.size == (8 * 32 + 9 * 2,) * 2
     assert (tmp_path / "results" / "compare" / "compare.md").is_file()

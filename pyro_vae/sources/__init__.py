@@ -30,12 +30,12 @@ from pathlib import Path
 
 from ..config import NAMED_SOURCES, Config
 from ..errors import PyroVAEError
-from .arrays import read_npy, read_npz
+from .arrays import array_images, read_npy, read_npz
 from .common import Source, convert, transformed
 from .folders import read_folder
 from .named import DEBIAN_FASHION_MNIST, FASHION_FILES, fashion_root, read_mnist_like, read_torchvision
 
-__all__ = ["DEBIAN_FASHION_MNIST", "FASHION_FILES", "Source", "convert", "fashion_root", "read_source"]
+__all__ = ["DEBIAN_FASHION_MNIST", "FASHION_FILES", "Source", "array_images", "convert", "fashion_root", "read_source"]
 
 
 def read_source(config: Config, root: Path) -> Source:

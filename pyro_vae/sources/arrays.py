@@ -162,3 +162,11 @@ def _check_labels(labels, count: int, class_names, where: str, every_class: bool
         empty = int(np.flatnonzero(counts == 0)[0])
         raise PyroVAEError(f"{where}: class {names[empty]!r} (label {empty}) has no images")
     return torch.from_numpy(labels.astype(np.int64)), tuple(names)
+
+
+def array_images(images, where: str = "images") -> torch.Tensor:
+    """An array or tensor of images in memory, laid out and typed as a ``.npy`` source may be, as
+    uint8 (N, C, H, W)."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().numpy()
+    return _npz_images(np.asarray(images), where)[0]

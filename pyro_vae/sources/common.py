@@ -22,6 +22,8 @@ class Source:
     test_labels: np.ndarray | torch.Tensor | None
     image_shape: tuple[int, int, int]
     class_names: tuple[str, ...]
+    train_names: tuple[str, ...] | None = None  # a folder's file names, relative to it, in the images' order
+    test_names: tuple[str, ...] | None = None
 
 
 def convert(images: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
@@ -61,4 +63,5 @@ def transformed(config: Config, source: Source) -> Source:
         return torch.cat([convert(chunk, size, channels) for chunk in images.split(CHUNK)])
 
     return Source(apply(source.train_images), source.train_labels, apply(source.test_images), source.test_labels,
-                  target_shape(config, source.image_shape), source.class_names)  # fmt: skip
+                  target_shape(config, source.image_shape), source.class_names, source.train_names,
+                  source.test_names)  # fmt: skip

@@ -60,7 +60,7 @@ def read_folder(folder: Path, config: Config) -> Source:
         raise PyroVAEError(f"{folder}: train/ and test/ have different classes "
                            f"({', '.join(listings[0][2]) or 'none'} against {', '.join(listings[1][2]) or 'none'})")  # fmt: skip
     shape = _folder_shape([file for files, _, _ in listings for file in files], config)
-    splits = []
+    splits, names = [], []
     for files, labels, _ in listings:
         files_seen = [(str(f.relative_to(folder)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
         key = cache_key(folder, files_seen, image_size_of(config), config.channels)
@@ -68,9 +68,11 @@ def read_folder(folder: Path, config: Config) -> Source:
         if not cache.exists():
             write_cache(cache, len(files), shape, _decoded_chunks(files, shape))
         splits += [DiskImages(cache), None if labels is None else torch.from_numpy(labels)]
+        names.append(tuple(f.relative_to(folder).as_posix() for f in files))
     if len(splits) == 2:
         splits += [None, None]
-    return Source(*splits, shape, listings[0][2])
+        names.append(None)
+    return Source(*splits, shape, listings[0][2], *names)
 
 
 def _folder_shape(files: list[Path], config: Config) -> tuple[int, int, int]:

@@ -1,0 +1,173 @@
+"""A trained run used image by image: encode, reconstruct, score (pyro_vae/per_image.py, outliers.py,
+codecs.py), through the Python API and the real entry point, on real MNIST."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pyro_vae import Config, train
+from pyro_vae.codecs import codec_bits
+from pyro_vae.objectives import particle_log_weights
+from pyro_vae.outliers import PosteriorShift, auroc, complexity, latent_sites, likelihood_regret
+from pyro_vae.per_image import encode, load_source
+
+from conftest import run_here
+
+
+def tiny(data_root, **options) -> Config:
+    return Config(epochs=1, hidden_dims=(64,), z_dim=4, subset=1000, device="cpu", data_dir=str(data_root), **options)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, data_root):
+    return train(tiny(data_root), out=tmp_path_factory.mktemp("per-image") / "vae", quiet=True, echo=None)
+
+
+@pytest.fixture(scope="module")
+def deep_cvae_run(tmp_path_factory, data_root):
+    config = tiny(data_root, conditional=True, stochastic_layers=2)
+    return train(config, out=tmp_path_factory.mktemp("per-image") / "deep-cvae", quiet=True, echo=None)
+
+
+@pytest.fixture(scope="module")
+def digit_folder(tmp_path_factory, grey_mnist):
+    """Twelve MNIST test digits as PNG files, named so that their order is the array's."""
+    folder = tmp_path_factory.mktemp("digits")
+    images = (grey_mnist.test.floats()[:12].reshape(-1, 28, 28) * 255).round().byte().cpu().numpy()
+    for number, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"digit-{number:02d}.png")
+    return folder, images
+
+
+# --- the pieces --------------------------------------------------------------------------------------
+
+
+def test_auroc_is_the_share_of_pairs_ordered_right():
+    generator = np.random.default_rng(0)
+    inliers, outliers = generator.normal(size=40).round(1), generator.normal(0.5, size=30).round(1)
+    pairs = [(1.0 if o > i else 0.5 if o == i else 0.0) for i, o in itertools.product(inliers, outliers)]
+    assert auroc(inliers, outliers) == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert auroc([0, 1], [2, 3]) == 1.0 and auroc([2, 3], [0, 1]) == 0.0 and auroc([1, 1], [1]) == 0.5
+
+
+def test_complexity_subtracts_the_code_length_in_nats():
+    assert complexity(np.array([100.0]), np.array([8.0]))[0] == pytest.approx(100 - 8 * math.log(2))
+
+
+def test_codec_bits_are_the_length_of_the_file_pillow_writes(grey_mnist):
+    grey = grey_mnist.test.batch(torch.arange(3))
+    binary = (grey > 0.5).to(torch.uint8) * 255
+    for codec, fmt, options in (("png", "PNG", {"optimize": True}), ("webp", "WEBP", {"lossless": True, "quality": 100, "method": 6})):
+        buffer = io.BytesIO()
+        Image.fromarray((grey[0].reshape(28, 28) * 255).round().byte().numpy()).save(buffer, format=fmt, **options)
+        assert codec_bits(grey, (1, 28, 28), codec)[0] == 8 * len(buffer.getvalue())
+    buffer = io.BytesIO()
+    Image.fromarray(binary[0].reshape(28, 28).numpy()).save(buffer, format="PNG", optimize=True)
+    assert codec_bits(binary, (1, 28, 28), "png")[0] < 8 * len(buffer.getvalue())  # binary pixels: a 1-bit PNG
+
+
+def test_a_zero_posterior_shift_changes_no_weight_and_zero_steps_no_regret(vae_run):
+    vae = vae_run.vae
+    x = load_source(vae_run, "mnist")[0].batch(torch.arange(8))
+    sizes = {site: 4 for site in latent_sites(vae)}
+    zeros = {site: (x.new_zeros(8, size), x.new_zeros(8, size)) for site, size in sizes.items()}
+    torch.manual_seed(3)
+    plain = particle_log_weights(vae.model, vae.guide, 5, x, None)[0]
+    torch.manual_seed(3)
+    shifted = particle_log_weights(vae.model, PosteriorShift(zeros)(vae.guide), 5, x, None)[0]
+    assert torch.equal(plain, shifted)
+    assert torch.equal(likelihood_regret(vae, x, None, steps=0), torch.zeros(8))
+    assert likelihood_regret(vae, x, None, steps=20).mean() > 0  # re-fitting to the one image gains
+
+
+def test_posterior_parameters_are_the_encoders_gaussian(vae_run):
+    vae = vae_run.vae
+    x = load_source(vae_run, "mnist")[0].batch(torch.arange(5))
+    [(loc, scale)] = vae.posterior_parameters(x)
+    z_loc, z_log_scale = vae.encoder(x).split(4, dim=-1)
+    assert torch.allclose(loc, z_loc) and torch.allclose(scale, z_log_scale.exp())
+
+
+# --- Python API ------------------------------------------------------------------------------------------
+
+
+def test_run_methods_take_uint8_and_float_arrays_in_any_layout(vae_run, digit_folder):
+    _, images = digit_folder
+    as_uint8 = vae_run.encode(images)
+    as_float = vae_run.encode(torch.from_numpy(images).float().div(255).unsqueeze(-1))  # (N, H, W, 1)
+    assert as_uint8["z_loc"].shape == (12, 4) and as_uint8["z_scale"].min() > 0
+    assert np.array_equal(as_uint8["z_loc"], as_float["z_loc"])
+    assert vae_run.reconstruct(images).shape == (12, 28, 28)
+    scores = vae_run.score(images, k=4, scores=("nll", "complexity"))
+    assert set(scores) == {"log_likelihood", "bits_per_dim", "nll", "png_bits", "complexity"}
+    assert np.allclose(scores["nll"], -scores["log_likelihood"])  # a Bernoulli run's bound is of the binary image
+    assert np.allclose(scores["bits_per_dim"], scores["nll"] / (784 * math.log(2)))
+
+
+def test_a_conditional_hierarchy_encodes_every_group_with_the_images_labels(deep_cvae_run, data_root):
+    images, _ = load_source(deep_cvae_run, "mnist")
+    codes = encode(deep_cvae_run, images.take(torch.arange(50)), samples=3)
+    assert codes["z_2_loc"].shape == (50, 2) and codes["z_1_loc"].shape == (50, 4)
+    assert codes["z_1_samples"].shape == (50, 3, 4)
+    means = deep_cvae_run.vae.posterior_means(images.batch(torch.arange(50)), deep_cvae_run.vae.one_hot(images.labels[:50]))
+    assert np.allclose(codes["z_1_loc"], means[-1].numpy())
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+
+def test_encode_writes_npz_npy_and_csv_in_the_sources_order(vae_run, digit_folder, tmp_path):
+    folder, images = digit_folder
+    for suffix in ("npz", "npy", "csv"):
+        result = run_here("encode", vae_run.path, "--dataset", folder, "--out", tmp_path / f"z.{suffix}", "--device", "cpu")
+        assert result.returncode == 0, result.stderr
+    archive = np.load(tmp_path / "z.npz")
+    assert list(archive["names"]) == [f"digit-{n:02d}.png" for n in range(12)]
+    assert np.allclose(archive["z_loc"], vae_run.encode(images)["z_loc"], atol=1e-6)
+    assert np.allclose(np.load(tmp_path / "z.npy"), archive["z_loc"], atol=1e-6)
+    rows = list(csv.DictReader((tmp_path / "z.csv").open()))
+    assert len(rows) == 12 and rows[3]["name"] == "digit-03.png"
+    assert float(rows[3]["z_loc_2"]) == pytest.approx(archive["z_loc"][3, 2], abs=1e-5)
+
+
+def test_reconstruct_writes_pairs_and_score_rates_the_same_images_at_half(vae_run, data_root, tmp_path):
+    env = {"PYRO_VAE_DATA": str(data_root)}
+    assert run_here("reconstruct", vae_run.path, "--n", "5", "--out", tmp_path / "r.npy", env_extra=env).returncode == 0
+    pairs = np.load(tmp_path / "r.npy")
+    assert pairs.shape == (5, 2, 28, 28) and set(np.unique(pairs[:, 0])) <= {0.0, 1.0}  # the binarized inputs
+    result = run_here("score", vae_run.path, "--split", "test", "--k", "2", "--reference", "mnist",
+                      "--out", tmp_path / "s.csv", "--json", env_extra=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["n_images"] == 10000 and summary["auroc"] == {"nll": 0.5, "complexity": 0.5}  # the same draws
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert len(rows) == 10000 and {"label", "nll", "complexity", "png_bits"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["encode", "no-such-run", "--out", "z.npz"], "does not exist"),
+    (["encode", "{run}", "--out", "z.txt"], "--out must end in"),
+    (["encode", "{run}", "--dataset", "{empty}", "--out", "z.npz"], "is empty"),
+    (["encode", "{run}", "--dataset", "{broken}", "--out", "z.npz"], "not an image Pillow can read"),
+    (["encode", "{run}", "--dataset", "{two_channels}", "--out", "z.npz"], "C 1 or 3"),
+    (["encode", "{cvae}", "--dataset", "{digits}", "--out", "z.npz"], "encodes each image with its label"),
+    (["score", "{run}", "--scores", "nll,magic", "--out", "s.csv"], "--scores takes"),
+])  # fmt: skip
+def test_bad_input_is_one_line_and_exit_2(arguments, words, vae_run, deep_cvae_run, digit_folder, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
+    np.save(tmp_path / "two.npy", np.zeros((3, 28, 28, 2), dtype=np.uint8))
+    names = {"run": vae_run.path, "cvae": deep_cvae_run.path, "empty": tmp_path / "empty", "broken": tmp_path / "broken",
+             "two_channels": tmp_path / "two.npy", "digits": digit_folder[0]}  # fmt: skip
+    result = run_here(*[str(argument).format(**names) for argument in arguments], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
