@@ -74,6 +74,8 @@ def evaluate_command(run_dir, k, seed, device, data_dir, fid, as_json, nproc):
         click.echo(f"  bits per dimension (8-bit images, exact likelihood) {result.bits_per_dim:10.4f}")
     else:
         click.echo(f"  bits per binary pixel        {result.bits_per_dim:10.4f}")
+    if result.png_bits_per_dim is not None:
+        click.echo(f"  the same test images as files: PNG {result.png_bits_per_dim:.4f}, lossless WebP {result.webp_bits_per_dim:.4f} bits per dimension")
     active = f"{result.active_units} of {run.config.z_dim}"
     if result.active_units_groups is not None:
         active = ", ".join(f"z_{level} {count} of {dim}" for level, (count, dim)

@@ -22,6 +22,7 @@ import torch
 from .bounds import bits_per_dim, dequantize, images_per_batch, split_bounds
 from .checkpoint import weights_fingerprint
 from .classifier import classifier_available
+from .codecs import CODECS, split_bits_per_dim
 from .completion import CompletionCVAE, grey_target_losses, mean_baseline_nll
 from .data import Split, load_data
 from .distributed import SINGLE, World
@@ -58,6 +59,8 @@ class Evaluation:
     active_units: int = 0  # of z, z_1 in a hierarchy (Burda et al.: Cov_x(E_q[z_u|x]) > 0.01)
     active_units_groups: list[int] | None = None  # of z_1, ..., z_N in a hierarchy (None: one group)
     log_likelihood_dequantized: float | None = None
+    png_bits_per_dim: float | None = None  # 8-bit data: PNG's bits/dim of the same test images (codecs.py)
+    webp_bits_per_dim: float | None = None  # 8-bit data: lossless WebP's
     fid: float | None = None  # Frechet distance in the classifier's feature space, 10,000 samples
     classifier_sha256: str | None = None  # the judging classifier's weights file (FID, digit accuracy)
     not_measured: dict | None = None  # figure -> why it has no number for this run (no labels, ...)
@@ -159,6 +162,9 @@ def evaluate(
         figures["bits_per_dim"] = bits_per_dim(dequantized.mean().item(), dequantized=True, pixels=pixels)
     if not world.main:
         return None
+    if vae.observation.data != "binarized" and pixels == run.config.pixels:  # the codecs a user has, same images
+        for codec in CODECS:
+            figures[f"{codec}_bits_per_dim"] = split_bits_per_dim(test, run.config.image_shape, codec)
     pyro.set_rng_seed(seed)
     n = len(test)
     first = torch.arange(min(128, n), device=test.labels.device)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,6 +189,27 @@ def test_sharded_evaluate_equals_one_process(tmp_path):
     assert "random streams" in stdout and "start afresh" in stdout
     assert json.loads((run_dir / "config.json").read_text())["world_size"] == 1
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_encode_and_score_on_two_processes_write_the_one_process_files(tmp_path, grey_mnist):
+    """600 test digits from an .npy: the codes with draws, and every score (regret included), are
+    the same bytes from --nproc 2 as from one process (each chunk's draws keyed by the seed and the chunk)."""
+    run_dir = tmp_path / "run"
+    code, _, stderr = run_main("train", "--subset", "1000", "--epochs", "1", "--hidden-dims", "64", "--z-dim", "4",
+                               "--device", "cpu", "--quiet", "--no-plot", "--out", run_dir)  # fmt: skip
+    assert code == 0, stderr
+    digits = tmp_path / "digits.npy"
+    np.save(digits, (grey_mnist.test.floats()[:600].reshape(-1, 28, 28) * 255).round().byte().cpu().numpy())
+    for processes in ("1", "2"):
+        for command in (["encode", "--sample", "2", "--out", tmp_path / f"codes-{processes}.npz"],
+                        ["score", "--k", "5", "--scores", "nll,complexity,regret", "--out", tmp_path / f"scores-{processes}.csv"]):
+            completed = run_cli(command[0], run_dir, "--dataset", digits, *command[1:], "--device", "cpu", "--nproc", processes,
+                                env_extra=ONE_THREAD)  # fmt: skip
+            assert completed.returncode == 0, completed.stderr[-2000:]
+    assert (tmp_path / "scores-1.csv").read_text() == (tmp_path / "scores-2.csv").read_text()
+    one, two = np.load(tmp_path / "codes-1.npz"), np.load(tmp_path / "codes-2.npz")
+    assert one.files == two.files and all(np.array_equal(one[name], two[name]) for name in one.files)
 
 
 def test_nproc_is_taken_out_of_the_command_each_process_runs():

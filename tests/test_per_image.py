@@ -171,3 +171,19 @@ def test_bad_input_is_one_line_and_exit_2(arguments, words, vae_run, deep_cvae_r
              "two_channels": tmp_path / "two.npy", "digits": digit_folder[0]}  # fmt: skip
     result = run_here(*[str(argument).format(**names) for argument in arguments], cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+
+
+def test_evaluate_gives_the_codecs_bits_per_dim_of_the_same_8_bit_test_images(tmp_path, data_root, vae_run, monkeypatch):
+    from pyro_vae import evaluate
+    from pyro_vae.data import load_data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = train(tiny(data_root, likelihood="discretized-logistic"), out=tmp_path / "logistic", quiet=True, echo=None)
+    figures = evaluate(run, k=1, data_dir=str(data_root), fid=False)
+    test = load_data(run.config, run.device).test
+    for codec in ("png", "webp"):
+        expected = codec_bits(test.floats(), (1, 28, 28), codec).sum() / (len(test) * 784)
+        assert getattr(figures, f"{codec}_bits_per_dim") == pytest.approx(expected, rel=1e-12)
+    assert figures.webp_bits_per_dim < figures.png_bits_per_dim < 8
+    assert evaluate(run, k=1, data_dir=str(data_root), fid=False).png_bits_per_dim == figures.png_bits_per_dim  # cached
+    assert evaluate(vae_run, k=1, data_dir=str(data_root), fid=False).png_bits_per_dim is None  # binary data: none
