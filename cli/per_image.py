@@ -102,12 +102,15 @@ def reconstruct_command(run_dir, dataset, split, data_dir, device, seed, nproc, 
               "distribution: nll (-log p(x); known to rank simpler outliers as more likely: Nalisnick et al. 2019), complexity "
               "(nll minus the image's lossless-compressed length, Serra et al. 2020), regret (the ELBO gained by re-fitting "
               "the posterior to the one image, likelihood regret: Xiao et al. 2020; slower).")
-@click.option("--codec", type=click.Choice(["png", "webp"]), default="png", show_default=True, help="The lossless codec of the complexity score (Pillow: PNG optimize=True, lossless WebP method 6).")
+@click.option("--codec", type=click.Choice(["png", "webp"]), default="webp", show_default=True, help="The lossless codec of the complexity score (Pillow: PNG optimize=True, lossless WebP method 6; WebP told Fashion-MNIST from MNIST better on validation images, AUROC 0.992 against 0.910).")
+@click.option("--regret-steps", type=click.IntRange(0, 10000), default=50, show_default=True, help="Adam steps of the likelihood regret's re-fit.")
+@click.option("--regret-lr", type=click.FloatRange(min=0, min_open=True, max=10), default=0.1, show_default=True, help="Their step size (in units of the posterior's scale).")
 @click.option("--reference", help="A source whose test split (else every image) is in distribution: prints each score's AUROC "
               "for telling the scored images from it (1: every scored image scores higher). The run's own source gives its test split.")
 @click.option("--out", help="Output file: .csv, a row per image (index, file name, label, log_likelihood, bits_per_dim, scores).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (means, AUROCs, seconds per 1,000 images) instead of the table.")
-def score_command(run_dir, dataset, split, data_dir, device, seed, nproc, k, scores, codec, reference, out, as_json):
+def score_command(run_dir, dataset, split, data_dir, device, seed, nproc, k, scores, codec, regret_steps, regret_lr, reference,
+                  out, as_json):
     """Score each image: the IWAE bound on log p(x), bits per dimension, and out-of-distribution scores."""
     from pyro_vae.errors import PyroVAEError
     from pyro_vae.outliers import SCORES, auroc
@@ -122,11 +125,11 @@ def score_command(run_dir, dataset, split, data_dir, device, seed, nproc, k, sco
         return
     world, run, images, names, dataset = _open(run_dir, dataset, split, data_dir, device)
     seconds = {}
-    result = score(run, images, k=k, scores=chosen, codec=codec, seed=seed, world=world, seconds=seconds)
+    options = dict(k=k, scores=chosen, codec=codec, seed=seed, world=world, regret_steps=regret_steps, regret_lr=regret_lr)
+    result = score(run, images, seconds=seconds, **options)
     aurocs = None
     if reference is not None:
-        inliers = score(run, load_source(run, reference, "auto", data_dir)[0], k=k, scores=chosen, codec=codec,
-                        seed=seed, world=world)  # fmt: skip
+        inliers = score(run, load_source(run, reference, "auto", data_dir)[0], **options)
         aurocs = {name: auroc(inliers[name], result[name]) for name in chosen}
     if not world.main:
         return

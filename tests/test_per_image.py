@@ -108,7 +108,7 @@ def test_run_methods_take_uint8_and_float_arrays_in_any_layout(vae_run, digit_fo
     assert np.array_equal(as_uint8["z_loc"], as_float["z_loc"])
     assert vae_run.reconstruct(images).shape == (12, 28, 28)
     scores = vae_run.score(images, k=4, scores=("nll", "complexity"))
-    assert set(scores) == {"log_likelihood", "bits_per_dim", "nll", "png_bits", "complexity"}
+    assert set(scores) == {"log_likelihood", "bits_per_dim", "nll", "webp_bits", "complexity"}
     assert np.allclose(scores["nll"], -scores["log_likelihood"])  # a Bernoulli run's bound is of the binary image
     assert np.allclose(scores["bits_per_dim"], scores["nll"] / (784 * math.log(2)))
 
@@ -144,7 +144,7 @@ def test_reconstruct_writes_pairs_and_score_rates_the_same_images_at_half(vae_ru
     assert run_here("reconstruct", vae_run.path, "--n", "5", "--out", tmp_path / "r.npy", env_extra=env).returncode == 0
     pairs = np.load(tmp_path / "r.npy")
     assert pairs.shape == (5, 2, 28, 28) and set(np.unique(pairs[:, 0])) <= {0.0, 1.0}  # the binarized inputs
-    result = run_here("score", vae_run.path, "--split", "test", "--k", "2", "--reference", "mnist",
+    result = run_here("score", vae_run.path, "--split", "test", "--k", "2", "--reference", "mnist", "--codec", "png",
                       "--out", tmp_path / "s.csv", "--json", env_extra=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
