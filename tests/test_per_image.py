@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pyro_vae import Config, train
+from pyro_vae import Config, PyroVAEError, train
 from pyro_vae.codecs import codec_bits
 from pyro_vae.objectives import particle_log_weights
 from pyro_vae.outliers import PosteriorShift, auroc, complexity, latent_sites, likelihood_regret
@@ -24,7 +24,8 @@ from conftest import run_here
 
 
 def tiny(data_root, **options) -> Config:
-    return Config(epochs=1, hidden_dims=(64,), z_dim=4, subset=1000, device="cpu", data_dir=str(data_root), **options)
+    return Config(**{"epochs": 1, "hidden_dims": (64,), "z_dim": 4, "subset": 1000, "device": "cpu",
+                     "data_dir": str(data_root), **options})  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +188,23 @@ def test_evaluate_gives_the_codecs_bits_per_dim_of_the_same_8_bit_test_images(tm
     assert figures.webp_bits_per_dim < figures.png_bits_per_dim < 8
     assert evaluate(run, k=1, data_dir=str(data_root), fid=False).png_bits_per_dim == figures.png_bits_per_dim  # cached
     assert evaluate(vae_run, k=1, data_dir=str(data_root), fid=False).png_bits_per_dim is None  # binary data: none
+
+
+def test_m2_sums_the_label_out_and_completion_scores_its_hidden_pixels(tmp_path, data_root):
+    m2 = train(tiny(data_root, labels=100), out=tmp_path / "m2", quiet=True, echo=None)
+    images, _ = load_source(m2, "mnist")
+    few = images.take(torch.arange(20))
+    codes = encode(m2, few)
+    assert codes["class_probs"].shape == (20, 10) and np.allclose(codes["class_probs"].sum(1), 1, atol=1e-5)
+    x = few.batch(torch.arange(20))
+    by_class = [m2.vae.posterior_parameters(x, m2.vae.one_hot(torch.full((20,), c)))[0][0] for c in range(10)]
+    mixture_mean = sum(torch.from_numpy(codes["class_probs"][:, [c]]) * by_class[c] for c in range(10))
+    assert np.allclose(codes["z_loc"], mixture_mean.numpy(), atol=1e-5)
+    assert m2.reconstruct(x.reshape(-1, 28, 28)).shape == (20, 28, 28)
+    completion = train(tiny(data_root, visible_quadrants=2, baseline_epochs=1, epochs=2), out=tmp_path / "completion",
+                       quiet=True, echo=None)  # fmt: skip
+    scored = completion.score(x.reshape(-1, 28, 28), k=3, scores=("nll", "regret"), regret_steps=2)
+    assert np.allclose(scored["bits_per_dim"], scored["nll"] / (completion.vae.scored_pixels * math.log(2)))
+    assert completion.vae.scored_pixels == 392 and np.isfinite(scored["regret"]).all()
+    with pytest.raises(PyroVAEError, match="hidden pixels"):
+        completion.score(x.reshape(-1, 28, 28), k=3)
