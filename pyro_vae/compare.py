@@ -81,11 +81,17 @@ def markdown_table(records: list[dict]) -> str:
             f"| {r['variant']} | {r['elbo']:.2f} | {r['log_likelihood']:.2f} ± {r['log_likelihood_stderr']:.2f} "
             f"| {r['k']} | {r['bits_per_dim']:.4f} | {SCORED[r['likelihood']][1]} |"
         )
+    codecs = next((r for r in records if r.get("png_bits_per_dim") is not None), None)
     lines += [
         "",
         "Nats compare only between rows of the same likelihood. Bits/dim compare between the continuous",
         "likelihoods and the discretized logistic (the first two bound the probability of the 8-bit",
         "images through dequantization, the last gives it exactly); the Bernoulli rows model a different",
         "data set (binarized images) and compare with none of them.",
-    ]
+        *([] if codecs is None else [
+            "",
+            f"The lossless codecs on the same 8-bit test images, each image its own file: PNG "
+            f"{codecs['png_bits_per_dim']:.4f} bits/dim, lossless WebP {codecs['webp_bits_per_dim']:.4f} (`pyro-vae evaluate`).",
+        ]),
+    ]  # fmt: skip
     return "\n".join(lines) + "\n"

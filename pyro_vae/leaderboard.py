@@ -181,6 +181,8 @@ def leaderboard_row(run_dir: str | Path, k: int, classifier=None, device: str = 
         "paper": paper,
         "paper_nll": paper_nll,
         "evaluate_seconds": result["seconds"],
+        "bits_per_dim": result.get("bits_per_dim"),
+        **{f"{codec}_bits_per_dim": result.get(f"{codec}_bits_per_dim") for codec in ("png", "webp")},
     }
     if echo is not None:
         echo(f"{row['variant']}: IWAE log p(x) {row['log_likelihood']:.2f} ± {row['log_likelihood_se']:.2f} nats, "
@@ -212,13 +214,23 @@ def markdown_table(rows: list[dict]) -> str:
     lines, ordered, groups = [], [], comparable_groups(rows)
     for measures, group in groups.items():
         lines += [f"### {measures}", ""] if len(groups) > 1 else []
-        lines += _group_table(group) + [""]
+        lines += _group_table(group) + [""] + _codec_line(group)
         ordered += group
     judges = sorted({row["classifier_sha256"] for row in rows if row.get("classifier_sha256")})
     if judges:
         lines += [f"FID judged by the classifier of sha256 {', '.join(judges)}.", ""]
     lines += ["Commands:", ""] + [f"- {row['variant']}: `{row['command']}`" for row in ordered]
     return "\n".join(lines) + "\n"
+
+
+def _codec_line(group: list[dict]) -> list[str]:
+    """For 8-bit data: each row's bits/dim beside the lossless codecs' on the same test images."""
+    coded = next((row for row in group if row.get("png_bits_per_dim") is not None), None)
+    if coded is None:
+        return []
+    models = ", ".join(f"{row['variant']} {row['bits_per_dim']:.4f}" for row in group if row.get("bits_per_dim") is not None)
+    return [f"Bits per dimension: {models}; the lossless codecs on the same test images, each image its own file: "
+            f"PNG {coded['png_bits_per_dim']:.4f}, lossless WebP {coded['webp_bits_per_dim']:.4f}.", ""]  # fmt: skip
 
 
 def _group_table(ordered: list[dict]) -> list[str]:

@@ -154,6 +154,8 @@ def test_cli_compare_writes_table_json_and_figure_and_reuses_runs(tmp_path, data
     assert continuous["log_likelihood_dequantized"] is not None and 0 < continuous["bits_per_dim"] < 8
     table = (out / "compare.md").read_text()
     assert "bernoulli-analytic" in table and "compare with none of them" in table
+    assert bernoulli["png_bits_per_dim"] is None and 0 < logistic["webp_bits_per_dim"] < logistic["png_bits_per_dim"] < 8
+    assert f"PNG {logistic['png_bits_per_dim']:.4f} bits/dim" in table  # the codecs on the same 8-bit images
     with Image.open(out / "compare.png") as image:
         assert image.size[0] > 400 and np.asarray(image.convert("L")).std() > 10
     again = run_here(*arguments, env_extra={"PYRO_VAE_DATA": str(data_root)})

@@ -208,3 +208,15 @@ def test_m2_sums_the_label_out_and_completion_scores_its_hidden_pixels(tmp_path,
     assert completion.vae.scored_pixels == 392 and np.isfinite(scored["regret"]).all()
     with pytest.raises(PyroVAEError, match="hidden pixels"):
         completion.score(x.reshape(-1, 28, 28), k=3)
+
+
+def test_the_leaderboard_puts_the_codecs_beside_8_bit_rows():
+    from pyro_vae.leaderboard import markdown_table
+
+    row = {"variant": "vae-logistic", "log_likelihood": -2000.0, "log_likelihood_se": 1.0, "k": 100, "elbo": -2010.0,
+           "active_units": 8, "fid": None, "epochs": 1, "train_seconds": 60, "device": "cpu", "seconds_per_epoch": 60,
+           "paper": None, "paper_nll": None, "command": "pyro-vae train", "bits_per_dim": 3.68,
+           "png_bits_per_dim": 4.75, "webp_bits_per_dim": 3.95}  # fmt: skip
+    table = markdown_table([row])
+    assert "vae-logistic 3.6800; the lossless codecs on the same test images" in table and "PNG 4.7500" in table
+    assert "lossless codecs" not in markdown_table([{**row, "png_bits_per_dim": None}])
