@@ -8,6 +8,8 @@ your own images (a folder or an array), in Pyro.
                         likelihood="discretized-logistic"))
     run = load_run(run.path)                      # later, from its directory
     print(evaluate(run, k=1000).log_likelihood)    # IWAE bound on log p(x|y), nats per image
+    codes = run.encode(images, labels)             # per image: z_loc, z_scale (every latent group)
+    scores = run.score(images, labels, k=100)      # per image: log p(x) bound, bits/dim, OOD scores
     plot_run(run)                                 # PNG figures into the run directory
 
 Modules: ``config`` (the one dataclass of hyper-parameters), ``sources`` (any source of images read
@@ -18,8 +20,10 @@ pieces), ``m2`` (the semi-supervised M2), ``completion`` (the image-completion C
 class a configuration asks for),
 ``objectives`` (the loss and its per-step schedule), ``inference`` (the SVI step, the test ELBO),
 ``training`` (the loop and run directory), ``checkpoint``, ``runs``,
-``sampling``, ``evaluation`` (ELBO parts, IWAE), ``plotting`` (figures), ``tracking`` (TensorBoard,
-MLflow), ``distributed`` (torchrun), ``rng`` (generator states for exact resume).
+``sampling``, ``evaluation`` (ELBO parts, IWAE), ``per_image`` (encode, reconstruct, score each image),
+``outliers`` (out-of-distribution scores, AUROC), ``codecs`` (PNG and WebP lengths), ``plotting``
+(figures), ``tracking`` (TensorBoard, MLflow), ``distributed`` (torchrun), ``rng`` (generator states
+for exact resume).
 
 The names below load on first use (PEP 562), so that ``import pyro_vae`` and ``pyro-vae --help`` do not
 wait for torch, Pyro and matplotlib.
