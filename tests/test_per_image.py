@@ -220,3 +220,14 @@ def test_the_leaderboard_puts_the_codecs_beside_8_bit_rows():
     table = markdown_table([row])
     assert "vae-logistic 3.6800; the lossless codecs on the same test images" in table and "PNG 4.7500" in table
     assert "lossless codecs" not in markdown_table([{**row, "png_bits_per_dim": None}])
+
+
+def test_images_of_another_size_and_colour_are_converted_as_train_converts_them(vae_run, tmp_path):
+    from pyro_vae.sources import convert
+
+    colour = np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3), dtype=np.uint8)
+    np.save(tmp_path / "colour.npy", colour)
+    result = run_here("encode", vae_run.path, "--dataset", tmp_path / "colour.npy", "--out", tmp_path / "z.npz")
+    assert result.returncode == 0, result.stderr
+    by_hand = convert(torch.from_numpy(colour).permute(0, 3, 1, 2), (28, 28), 1)  # luma, then an antialiased resize
+    assert np.array_equal(np.load(tmp_path / "z.npz")["z_loc"], vae_run.encode(by_hand[:, 0])["z_loc"])
