@@ -231,3 +231,16 @@ def test_images_of_another_size_and_colour_are_converted_as_train_converts_them(
     assert result.returncode == 0, result.stderr
     by_hand = convert(torch.from_numpy(colour).permute(0, 3, 1, 2), (28, 28), 1)  # luma, then an antialiased resize
     assert np.array_equal(np.load(tmp_path / "z.npz")["z_loc"], vae_run.encode(by_hand[:, 0])["z_loc"])
+
+
+def test_splits_all_is_train_then_test_and_auto_takes_a_sources_own_test_split(vae_run, grey_mnist, digit_folder):
+    every, _ = load_source(vae_run, "mnist", "all")
+    train, _ = load_source(vae_run, "mnist", "train")
+    test, _ = load_source(vae_run, "mnist", "auto")
+    assert (len(every), len(train), len(test)) == (70000, 60000, 10000)
+    assert torch.equal(every.labels, torch.cat([train.labels, test.labels]))
+    assert torch.equal(test.labels, grey_mnist.test.labels.cpu())
+    folder, images = digit_folder
+    whole, names = load_source(vae_run, str(folder))  # no test split of its own: every image, in order
+    held_out, held_names = load_source(vae_run, str(folder), "test")  # the run's held-out share of it
+    assert len(whole) == 12 and len(held_out) == 1 and held_names[0] in names
