@@ -54,9 +54,10 @@ def encode_command(run_dir, dataset, split, data_dir, device, seed, nproc, sampl
     (each group given the means above it). A conditional run encodes each image with its label; the
     semi-supervised M2 sums the label out under its classifier q(y|x) and adds q(y|x)."""
     from pyro_vae.errors import PyroVAEError
-    from pyro_vae.per_image import _output, encode, save_codes
+    from pyro_vae.per_image import CODE_FILES, encode, save_codes
+    from pyro_vae.sampling import check_output_path
 
-    _output(out, (".npz", ".npy", ".csv"))
+    check_output_path(out, CODE_FILES)
     if samples and not out.lower().endswith(".npz"):
         raise PyroVAEError("--sample writes draws into a .npz only; give --out FILE.npz")
     if launch_elsewhere(nproc):
@@ -79,10 +80,10 @@ def reconstruct_command(run_dir, dataset, split, data_dir, device, seed, nproc, 
     size and colour as the run sees them (binarized for a Bernoulli run)."""
     import torch
 
-    from pyro_vae.per_image import _output, reconstruct, save_reconstructions
-    from pyro_vae.sampling import displayed
+    from pyro_vae.per_image import PAIR_FILES, reconstruct, save_reconstructions
+    from pyro_vae.sampling import check_output_path, displayed
 
-    _output(out, (".png", ".npy"))
+    check_output_path(out, PAIR_FILES)
     if launch_elsewhere(nproc):
         return
     world, run, images, names, dataset = _open(run_dir, dataset, split, data_dir, device)
@@ -114,13 +115,14 @@ def score_command(run_dir, dataset, split, data_dir, device, seed, nproc, k, sco
     """Score each image: the IWAE bound on log p(x), bits per dimension, and out-of-distribution scores."""
     from pyro_vae.errors import PyroVAEError
     from pyro_vae.outliers import SCORES, auroc
-    from pyro_vae.per_image import _output, load_source, score, write_csv
+    from pyro_vae.per_image import SCORE_FILES, load_source, score, write_csv
+    from pyro_vae.sampling import check_output_path
 
     chosen = tuple(name.strip() for name in scores.split(",") if name.strip())
     if not chosen or any(name not in SCORES for name in chosen):
         raise PyroVAEError(f"--scores takes a comma-separated list of {', '.join(SCORES)}; got {scores!r}")
     if out is not None:
-        _output(out, (".csv",))
+        check_output_path(out, SCORE_FILES)
     if launch_elsewhere(nproc):
         return
     world, run, images, names, dataset = _open(run_dir, dataset, split, data_dir, device)

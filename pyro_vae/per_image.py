@@ -36,7 +36,7 @@ from .data import Split, binarize_fixed, load_split
 from .distributed import SINGLE, World, stream_seed
 from .errors import PyroVAEError
 from .outliers import SCORES, complexity, latent_sites, likelihood_regret
-from .sampling import displayed
+from .sampling import check_output_path, displayed, save_images
 from .sources import array_images, convert
 
 SPLITS = ("auto", "test", "train", "all")
@@ -205,7 +205,7 @@ def save_codes(codes: dict[str, np.ndarray], path: str | Path, names: list | Non
     """``.npz``: every array of ``encode`` (and ``names``); ``.npy``: the posterior means of every
     site side by side, (n, sum of the sites' sizes), the top site first; ``.csv``: a row per image,
     index, name, label, then each site's means and scales."""
-    path = _output(path, (".npz", ".npy", ".csv"))
+    path = check_output_path(path, CODE_FILES)
     means = [key for key in codes if key.endswith("_loc")]
     if path.suffix.lower() == ".npz":
         extra = {"names": np.array(names)} if names is not None else {}
@@ -221,9 +221,7 @@ def save_codes(codes: dict[str, np.ndarray], path: str | Path, names: list | Non
 def save_reconstructions(inputs: torch.Tensor, reconstructions: torch.Tensor, path: str | Path) -> Path:
     """``.png``: each input beside its reconstruction, pairs in rows of at most eight; ``.npy``:
     (n, 2, H, W) or (n, 2, H, W, 3) float32, input then reconstruction. Both (n, H, W[, 3])."""
-    from .sampling import save_images
-
-    path = _output(path, (".png", ".npy"))
+    path = check_output_path(path, PAIR_FILES)
     pairs = torch.stack([inputs.float().cpu(), reconstructions.float().cpu()], dim=1)
     if path.suffix.lower() == ".npy":
         return _written(path, lambda handle: np.save(handle, pairs.numpy().astype(np.float32)))
@@ -232,7 +230,7 @@ def save_reconstructions(inputs: torch.Tensor, reconstructions: torch.Tensor, pa
 
 def write_csv(path: str | Path, columns: dict[str, np.ndarray], names: list | None = None) -> Path:
     """One row per image: ``index``, ``name`` (where there are names), then ``columns`` in order."""
-    path = _output(path, (".csv",))
+    path = check_output_path(path, SCORE_FILES)
     header = ["index", *(["name"] if names is not None else []), *columns]
     count = len(next(iter(columns.values())))
 
@@ -253,13 +251,9 @@ def _cell(value) -> str:
     return str(int(value)) if np.issubdtype(type(value), np.integer) else f"{float(value):.6g}"
 
 
-def _output(path: str | Path, suffixes: tuple[str, ...]) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise PyroVAEError(f"--out must end in {', '.join(suffixes)}, got {str(path)!r}")
-    if not path.parent.is_dir():
-        raise PyroVAEError(f"cannot write {path}: folder {path.parent} does not exist")
-    return path
+CODE_FILES = {".npz": "every array", ".npy": "the means side by side", ".csv": "a row per image"}
+PAIR_FILES = {".png": "pairs in a grid", ".npy": "array"}
+SCORE_FILES = {".csv": "a row per image"}
 
 
 def _written(path: Path, write) -> Path:

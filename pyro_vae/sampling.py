@@ -13,7 +13,7 @@ from .errors import PyroVAEError
 from .model import VAE
 from .rng import draw
 
-OUTPUT_SUFFIXES = (".png", ".npy")
+OUTPUT_KINDS = {".png": "image grid", ".npy": "array"}  # suffix -> what it writes
 
 
 def check_digit(digit: int | None, num_classes: int) -> None:
@@ -108,11 +108,13 @@ def style_latents(vae: VAE, columns: int, y: torch.Tensor, generator: torch.Gene
                       for row in y.split(columns)])  # fmt: skip
 
 
-def check_output_path(path: str | Path) -> Path:
-    """Fail before any sampling if the output cannot be written."""
+def check_output_path(path: str | Path, kinds: dict[str, str] = OUTPUT_KINDS) -> Path:
+    """Fail before any work if the output cannot be written: its suffix one of ``kinds`` (suffix ->
+    what it writes), its folder there."""
     path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise PyroVAEError(f"--out must end in .png (image grid) or .npy (array), got {str(path)!r}")
+    if path.suffix.lower() not in kinds:
+        allowed = " or ".join(f"{suffix} ({what})" for suffix, what in kinds.items())
+        raise PyroVAEError(f"--out must end in {allowed}, got {str(path)!r}")
     if not path.parent.is_dir():
         raise PyroVAEError(f"cannot write {path}: folder {path.parent} does not exist")
     return path
