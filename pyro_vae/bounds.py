@@ -20,7 +20,7 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 
 from .data import Split
-from .distributed import SINGLE, World, stream_seed
+from .distributed import SINGLE, World, shared_chunks, stream_seed
 from .objectives import particle_log_weights
 
 if TYPE_CHECKING:  # type hints only: the model imports nothing of the evaluator
@@ -109,18 +109,15 @@ def split_bounds(vae: VAE, images: Split | torch.Tensor, labels: torch.Tensor | 
     from the global generator."""
     if isinstance(images, torch.Tensor):
         images = Split(images, labels if isinstance(labels, torch.Tensor) else torch.zeros(len(images), dtype=torch.int64))
-    chunks = images.index_chunks(batch_size)
-    scored = {}
-    for number in range(world.rank, len(chunks), world.size):
+
+    def step(index):
         if seed is not None:
-            torch.manual_seed(stream_seed(seed, stream, int(chunks[number][0])))
-        scored[number] = _chunk_bounds(vae, images, chunks[number], labels is not None, k)
-    if world.distributed:
-        for part in world.gather(scored):
-            scored.update(part)
+            torch.manual_seed(stream_seed(seed, stream, int(index[0])))
+        return _chunk_bounds(vae, images, index, labels is not None, k)
+
     bounds, reconstruction, kl_mc, kl, kl_pyro = [], 0.0, 0.0, 0.0, 0.0
-    for number in range(len(chunks)):
-        chunk_bounds, chunk_reconstruction, chunk_kl_mc, closed_form, closed_form_pyro = scored[number]
+    for chunk_bounds, chunk_reconstruction, chunk_kl_mc, closed_form, closed_form_pyro in shared_chunks(
+            images.index_chunks(batch_size), world, step):  # fmt: skip
         bounds.append(chunk_bounds)
         reconstruction += chunk_reconstruction
         kl_mc += chunk_kl_mc

@@ -82,6 +82,16 @@ class World:
 SINGLE = World()
 
 
+def shared_chunks(chunks: list, world: World, step) -> list:
+    """``step(chunk)`` for each of ``chunks`` in order, the chunks shared round-robin among the
+    processes (every ``world.size``-th from its rank) and gathered: every process gets the whole list."""
+    done = {number: step(chunks[number]) for number in range(world.rank, len(chunks), world.size)}
+    if world.distributed:
+        for part in world.gather(done):
+            done.update(part)
+    return [done[number] for number in range(len(chunks))]
+
+
 def launched_size() -> int:
     """How many processes torchrun started (1 without torchrun)."""
     try:

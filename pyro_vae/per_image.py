@@ -33,7 +33,7 @@ import torch
 from .bounds import dequantize, image_log_probability, bits_per_dim, images_per_batch, split_bounds
 from .codecs import CODECS, codec_bits
 from .data import Split, binarize_fixed, load_split
-from .distributed import SINGLE, World, stream_seed
+from .distributed import SINGLE, World, shared_chunks, stream_seed
 from .errors import PyroVAEError
 from .outliers import SCORES, complexity, latent_sites, likelihood_regret
 from .sampling import check_output_path, displayed, save_images
@@ -89,14 +89,9 @@ def given_labels(vae, labels: torch.Tensor) -> torch.Tensor | None:
 
 
 def per_chunk(split: Split, size: int, world: World, step) -> list:
-    """``step(index)`` for each chunk of ``size`` images in order, the chunks shared round-robin among
-    the processes and gathered: every process gets the whole list."""
-    chunks = split.index_chunks(size)
-    done = {number: step(chunks[number]) for number in range(world.rank, len(chunks), world.size)}
-    if world.distributed:
-        for part in world.gather(done):
-            done.update(part)
-    return [done[number] for number in range(len(chunks))]
+    """``step(index)`` for each chunk of ``size`` images in order, shared among the processes and
+    gathered (``distributed.shared_chunks``)."""
+    return shared_chunks(split.index_chunks(size), world, step)
 
 
 @torch.no_grad()
