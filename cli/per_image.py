@@ -72,7 +72,7 @@ def encode_command(run_dir, dataset, split, data_dir, device, seed, nproc, sampl
 
 @click.command("reconstruct")
 @source_options
-@click.option("--n", type=click.IntRange(min=1), default=32, show_default=True, help="The first N images (a .npy takes every image unless --n is given).")
+@click.option("--n", type=click.IntRange(min=1), help="The first N images [default: 32 for a .png, every image for a .npy].")
 @click.option("--out", required=True, help="Output file: .png (each input beside its reconstruction E[x|z], z the posterior mean) or "
               ".npy ((n, 2, H, W) or (n, 2, H, W, 3) float32 in [0, 1], input then reconstruction).")
 def reconstruct_command(run_dir, dataset, split, data_dir, device, seed, nproc, n, out):
@@ -87,8 +87,9 @@ def reconstruct_command(run_dir, dataset, split, data_dir, device, seed, nproc, 
     if launch_elsewhere(nproc):
         return
     world, run, images, names, dataset = _open(run_dir, dataset, split, data_dir, device)
-    everything = out.lower().endswith(".npy") and n == 32 and "--n" not in click.get_os_args()
-    if not everything:
+    if n is None and not out.lower().endswith(".npy"):
+        n = 32  # a grid to look at; an array takes every image
+    if n is not None:
         images = images.take(torch.arange(min(n, len(images)), device=images.labels.device))
     reconstructions = reconstruct(run, images, world=world)
     if world.main:

@@ -244,3 +244,11 @@ def test_splits_all_is_train_then_test_and_auto_takes_a_sources_own_test_split(v
     whole, names = load_source(vae_run, str(folder))  # no test split of its own: every image, in order
     held_out, held_names = load_source(vae_run, str(folder), "test")  # the run's held-out share of it
     assert len(whole) == 12 and len(held_out) == 1 and held_names[0] in names
+
+
+def test_reconstruct_takes_every_image_into_an_array_and_32_into_a_grid(vae_run, digit_folder, tmp_path):
+    folder, _ = digit_folder
+    assert run_here("reconstruct", vae_run.path, "--dataset", folder, "--out", tmp_path / "all.npy").returncode == 0
+    assert np.load(tmp_path / "all.npy").shape == (12, 2, 28, 28)
+    grid = run_here("reconstruct", vae_run.path, "--out", tmp_path / "grid.png")  # the 10,000 test digits
+    assert grid.returncode == 0 and "wrote 32 images" in grid.stdout, grid.stderr
